@@ -1,0 +1,1 @@
+"""Settings, logging set-up and routing-file loading."""

@@ -1,0 +1,116 @@
+"""The FastAPI app factory. Nothing is built at import: `create_app()` is called by uvicorn's factory mode."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import redis
+import structlog
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from config.routing import load_routing
+from config.settings import Settings, get_settings
+from router.limits import BodyLimitMiddleware
+from router.routes import callbacks, health, leads
+from router.signatures import WebhookVerifier, parse_secrets
+from workers.assigner import Assigner
+from workers.callbacks import CallbackRecorder
+from workers.connections import connect, redis_url
+from workers.keys import Keys
+from workers.metrics import Counters
+from workers.parking import Parking
+from workers.pause import DeliveryPause
+from workers.records import LeadStore
+
+log = structlog.get_logger("router.app")
+
+
+def _verifier(settings: Settings) -> WebhookVerifier:
+    standard = settings.router_webhook_secrets
+    github = settings.router_github_webhook_secret
+    return WebhookVerifier(
+        standard_secrets=parse_secrets(standard.get_secret_value()) if standard else [],
+        github_secret=github.get_secret_value().encode() if github and github.get_secret_value() else None,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the router's HTTP app; resources open in the lifespan and close with it."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from workers.tasks import enqueue
+
+        client = connect(redis_url(settings.redis_url))
+        keys = Keys(settings.router_key_prefix)
+        state = app.state
+        state.settings, state.redis, state.keys = settings, client, keys
+        state.store = LeadStore(client, keys=keys, lease_seconds=settings.router_lease_seconds)
+        state.parking = Parking(client, keys=keys, lease_seconds=settings.router_lease_seconds)
+        state.pause = DeliveryPause(client, keys=keys, probe_seconds=settings.router_pause_probe_seconds)
+        state.counters = Counters(client, keys=keys)
+        state.callbacks = CallbackRecorder(client, keys=keys)
+        state.assigner = Assigner(
+            client, keys=keys, routing=load_routing(path=settings.router_routing_file, agents=settings.agents)
+        )
+        state.verifier = _verifier(settings)
+        state.enqueue = enqueue
+        state.release_capacity = lambda lead_id: state.assigner.release(lead_id=lead_id)
+        state.readiness = lambda: _readiness(client)
+        try:
+            yield
+        finally:
+            client.close()
+
+    app = FastAPI(
+        title="Ryng lead router",
+        version="0.1.0",
+        description="Routes CRM leads to Ryng agents with a cross-campaign round robin.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.router_max_body_bytes)
+    app.include_router(leads.router)
+    app.include_router(callbacks.router)
+    app.include_router(health.router)
+    _install_handlers(app)
+    return app
+
+
+def _readiness(client: redis.Redis) -> dict[str, str]:
+    from workers.celery_app import app as celery_app
+
+    checks: dict[str, str] = {}
+    try:
+        client.ping()
+        checks["redis"] = "ok"
+    except redis.RedisError as exc:
+        checks["redis"] = f"unreachable: {type(exc).__name__}"
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+        checks["broker"] = "ok"
+    except Exception as exc:
+        checks["broker"] = f"unreachable: {type(exc).__name__}"
+    return checks
+
+
+def _install_handlers(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def bind_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id[:64])
+        response = await call_next(request)
+        response.headers["x-request-id"] = request_id[:64]
+        return response
+
+    @app.exception_handler(redis.RedisError)
+    async def redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
+        log.error("redis_unavailable", error=type(exc).__name__, path=request.url.path)
+        return JSONResponse(
+            {"detail": "storage (Redis) is unavailable; retry the same request later"}, status_code=503
+        )

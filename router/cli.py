@@ -1,0 +1,126 @@
+"""The `lead-router` console script: api, worker, run, sandbox, and operator commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from config.logging import configure_logging
+from config.settings import Settings, SettingsError, get_settings
+
+app = typer.Typer(
+    name="lead-router",
+    help="Routes CRM leads to Ryng agents: a cross-campaign round robin, paced and delivered at least once.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def settings_or_exit() -> Settings:
+    """Load settings; a bad one stops the command with one line naming it."""
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        typer.echo(f"lead-router: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _startup(settings: Settings) -> None:
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    if not settings.uses_sandbox and settings.ryng_url is None:
+        typer.echo("lead-router: RYNG_ACCESS_TOKEN is set: set RYNG_SUBDOMAIN or RYNG_BASE_URL too", err=True)
+        raise typer.Exit(2)
+    try:
+        from config.routing import load_routing
+
+        load_routing(path=settings.router_routing_file, agents=settings.agents)
+    except Exception as exc:  # a routing-file mistake is reported as one clear error
+        typer.echo(f"lead-router: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="bind address (ROUTER_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (ROUTER_PORT)")] = None,
+) -> None:
+    """Serve the HTTP API (leads, callbacks, health, metrics)."""
+    import uvicorn
+
+    from router.app import create_app
+    from router.limits import uvicorn_limits
+
+    settings = settings_or_exit()
+    _startup(settings)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.router_host,
+        port=port or settings.router_port,
+        log_config=None,
+        access_log=False,
+        **uvicorn_limits(),  # type: ignore[arg-type]
+    )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="worker processes")] = 2,
+    pool: Annotated[str, typer.Option(help="Celery pool: prefork, solo or threads")] = "prefork",
+    hostname: Annotated[str | None, typer.Option(help="Celery node name")] = None,
+) -> None:
+    """Run a Celery worker: picks agents, paces and posts leads to Ryng."""
+    settings = settings_or_exit()
+    _startup(settings)
+    from workers.celery_app import app as celery_app
+
+    argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={settings.log_level}",
+            "--queues=leads", "--without-gossip", "--without-mingle"]
+    if hostname:
+        argv.append(f"--hostname={hostname}")
+    celery_app.worker_main(argv)
+
+
+@app.command()
+def run(
+    concurrency: Annotated[int, typer.Option(min=1, max=16, help="worker processes")] = 1,
+) -> None:
+    """Start everything for development: embedded Redis, the Ryng sandbox (without a token), API, worker."""
+    settings = settings_or_exit()
+    _startup(settings)
+    from router.runner import run_all
+
+    raise typer.Exit(run_all(settings, concurrency=concurrency))
+
+
+@app.command()
+def explain(lead_id: str) -> None:
+    """Why a lead went where it went: status, agent, pool, rule, strategy, skipped agents, attempts."""
+    from router.records_view import record_view
+    from workers.context import build_context
+
+    context = build_context(settings_or_exit())
+    view = record_view(context.store, lead_id)
+    if view is None:
+        typer.echo(f"no lead with id {lead_id!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps(view.model_dump(exclude_none=True), indent=2))
+
+
+def _register() -> None:
+    from router.cli_sandbox import sandbox
+
+    app.command("sandbox")(sandbox)
+
+
+_register()
+
+
+def main() -> None:
+    app(prog_name="lead-router")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Taking a lead in: record it durably, then enqueue it. Shared by the HTTP route, CSV import and queues."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from router.schemas import LeadIn
+from workers.records import LeadStore, Status
+
+log = structlog.get_logger("router.intake")
+
+
+class IntakeConflict(Exception):
+    """The lead id is known with a different payload."""
+
+
+class EnqueueFailed(Exception):
+    """The lead is recorded but could not be queued now; the pump will queue it later."""
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    id: str
+    status: str
+    duplicate: bool
+
+
+def take_lead(
+    lead: LeadIn,
+    *,
+    store: LeadStore,
+    enqueue: Callable[[str], None],
+    source: str,
+) -> IntakeResult:
+    """Record first (so a 202 means kept), then enqueue. A crash in between is covered by the lead's lease."""
+    accepted = store.accept(lead_id=lead.id, payload=lead.normalised(), source=source)
+    if accepted.outcome == "conflict":
+        raise IntakeConflict(
+            f"lead {lead.id!r} was already received with a different payload (status {accepted.status})"
+        )
+    if accepted.outcome == "exists":
+        if accepted.status != Status.ACCEPTED:
+            return IntakeResult(id=lead.id, status=accepted.status, duplicate=True)
+        # Recorded before but perhaps never queued (the first enqueue failed): queue it again, harmlessly.
+    try:
+        enqueue(lead.id)
+    except Exception as exc:
+        log.warning("enqueue_failed", lead_id=lead.id, error=type(exc).__name__)
+        raise EnqueueFailed(str(exc)) from exc
+    previous = store.transition(lead.id, Status.QUEUED, allowed=frozenset({Status.ACCEPTED}))
+    status = Status.QUEUED if previous else (store.get(lead.id) or {}).get("status", Status.QUEUED)
+    return IntakeResult(id=lead.id, status=str(status), duplicate=accepted.outcome == "exists")

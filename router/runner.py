@@ -1,0 +1,122 @@
+"""`lead-router run`: the whole router on one machine for development — Redis, sandbox, API and a worker."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import httpx
+
+from config.settings import Settings
+
+
+@dataclass
+class Supervisor:
+    """Starts child processes, watches them, and stops them all (in reverse order) on Ctrl-C or a crash."""
+
+    children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def spawn(self, name: str, args: list[str], env: Mapping[str, str]) -> None:
+        process = subprocess.Popen(args, env=dict(env), start_new_session=True)
+        self.children.append((name, process))
+
+    def wait(self) -> int:
+        """Block until Ctrl-C/SIGTERM or a child exits; returns the exit code to use."""
+        stop = {"flag": False}
+
+        def _stop(signum: int, _frame: object) -> None:
+            stop["flag"] = True
+
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+        while not stop["flag"]:
+            for name, process in self.children:
+                if process.poll() is not None:
+                    print(f"lead-router run: {name} exited with code {process.returncode}; stopping", flush=True)
+                    return 1
+            time.sleep(0.3)
+        return 0
+
+    def stop(self, *, timeout: float = 20.0) -> None:
+        for _, process in reversed(self.children):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for _, process in reversed(self.children):
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def wait_http(url: str, *, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def run_all(settings: Settings, *, concurrency: int) -> int:
+    """Start everything on embedded defaults; print what runs where; stop cleanly."""
+    from workers.embedded import start_embedded
+
+    env = dict(os.environ)
+    server = None
+    if not settings.redis_url:
+        server = start_embedded(data_dir=settings.router_embedded_redis_dir)
+        env["REDIS_URL"] = f"redis://127.0.0.1:{server.port}/0"
+    env.setdefault("ROUTER_AGENTS", settings.router_agents or "alice,bob")
+    public_url = settings.router_public_url or f"http://{settings.router_host}:{settings.router_port}"
+    env["ROUTER_PUBLIC_URL"] = public_url
+    if settings.router_callback_secret is None:
+        env["ROUTER_CALLBACK_SECRET"] = secrets.token_urlsafe(24)
+    exe = [sys.executable, "-m", "router.cli"]
+    supervisor = Supervisor()
+    lines = [f"redis    {env.get('REDIS_URL') or settings.redis_url}" + (" (embedded Valkey)" if server else "")]
+    try:
+        if settings.uses_sandbox:
+            sandbox_base = f"http://{settings.sandbox_host}:{settings.sandbox_port}"
+            env.setdefault("RYNG_BASE_URL", f"{sandbox_base}/rest-api/v1")
+            supervisor.spawn("sandbox", [*exe, "sandbox", "--host", settings.sandbox_host,
+                                         "--port", str(settings.sandbox_port)], env)
+            if not wait_http(f"{sandbox_base}/_sandbox/stats"):
+                print("lead-router run: the Ryng sandbox did not start", file=sys.stderr)
+                return 1
+            lines.append(f"ryng     {env['RYNG_BASE_URL']} (built-in sandbox; campaigns at "
+                         f"{sandbox_base}/_sandbox/campaigns)")
+        else:
+            lines.append(f"ryng     {settings.ryng_url} (real account)")
+        supervisor.spawn("api", [*exe, "api"], env)
+        supervisor.spawn("worker", [*exe, "worker", "--concurrency", str(concurrency)], env)
+        if not wait_http(f"{public_url}/healthz"):
+            print("lead-router run: the API did not start", file=sys.stderr)
+            return 1
+        lines += [
+            f"api      {public_url}  (docs {public_url}/docs)",
+            f"worker   {concurrency} process(es); agents {env['ROUTER_AGENTS']}",
+            "",
+            "Route a lead:",
+            f"  curl -X POST {public_url}/v1/leads -H 'content-type: application/json' \\",
+            "    -d '{\"id\":\"XT243\",\"number\":\"998314242\",\"name\":\"James\","
+            "\"fields\":{\"Product\":\"Life Insurance\"}}'",
+            f"  curl {public_url}/v1/leads/XT243",
+            "Ctrl-C stops everything.",
+        ]
+        print("\n".join(lines), flush=True)
+        return supervisor.wait()
+    finally:
+        supervisor.stop()
+        if server is not None:
+            server.stop()

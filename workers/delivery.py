@@ -1,0 +1,267 @@
+"""Delivering one lead: pause check → pick an agent → pace → post to Ryng → record, retry, park or bury.
+
+This is the plain logic behind the Celery task. It never lets an exception escape for a lead-specific
+problem: such a crash is counted on the record, the lead is parked with backoff, and after
+`max_crashes` it is dead-lettered (a poison lead cannot loop hot or block others). Only infrastructure
+failures (Redis down) propagate, and then the lead's lease brings it back later.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from workers.assigner import Assigner, LeadFacts, Pick
+from workers.metrics import Counters
+from workers.parking import Parking
+from workers.pause import DeliveryPause
+from workers.records import FINAL, LeadStore, Status, iso, now_ms
+from workers.ryng import CampaignRequest, Outcome, RyngClient, RyngResult
+
+log = structlog.get_logger("workers.delivery")
+
+#: Waits shorter than this are slept in the task; longer ones are parked in Redis.
+SHORT_WAIT_SECONDS = 1.5
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPolicy:
+    """Retry, backoff and naming choices, built from settings."""
+
+    max_attempts: int = 8
+    backoff_base_seconds: float = 2.0
+    backoff_max_seconds: float = 300.0
+    max_crashes: int = 6
+    campaign_name_template: str = "{lead_id}"
+    field_slots: tuple[tuple[str, int], ...] = ()
+    lead_id_slot: int = 8
+    connect_callback_url: str | None = None
+    terminal_callback_url: str | None = None
+
+    def backoff(self, attempt: int, *, rng: random.Random | None = None) -> float:
+        """Full jitter: uniform in [base/2, min(max, base * 2**(attempt-1))]."""
+        ceiling = min(self.backoff_max_seconds, self.backoff_base_seconds * 2 ** max(0, attempt - 1))
+        return (rng or random).uniform(min(ceiling, self.backoff_base_seconds / 2), ceiling)
+
+
+class Deliverer:
+    """Runs one delivery step for a lead; `run` is idempotent and safe to call from any worker at any time."""
+
+    def __init__(
+        self,
+        *,
+        store: LeadStore,
+        parking: Parking,
+        limiter_acquire: Callable[[], tuple[bool, float]],
+        pause: DeliveryPause,
+        assigner: Assigner,
+        ryng: RyngClient,
+        policy: DeliveryPolicy,
+        counters: Counters,
+        sleep: Callable[[float], None],
+    ) -> None:
+        self._store = store
+        self._parking = parking
+        self._acquire = limiter_acquire
+        self._pause = pause
+        self._assigner = assigner
+        self._ryng = ryng
+        self._policy = policy
+        self._counters = counters
+        self._sleep = sleep
+
+    def run(self, lead_id: str) -> str:
+        """Deliver the lead if it is still open; returns a short label of what happened."""
+        token = uuid.uuid4().hex
+        if not self._store.lock(lead_id, token=token):
+            return "locked"
+        try:
+            record = self._store.get(lead_id)
+            if record is None:
+                self._parking.finish(lead_id)
+                return "unknown"
+            if record.get("status") in FINAL:
+                self._parking.finish(lead_id)
+                return "already-" + record["status"]
+            if record.get("in_task") == "1":
+                crashes = self._store.incr(lead_id, "crashes")
+                self._store.event(lead_id, "crash", crashes=crashes)
+                if crashes >= self._policy.max_crashes:
+                    return self._bury(lead_id, reason=f"crashed {crashes} times while being delivered")
+            self._store.update(lead_id, in_task="1")
+            try:
+                label = self._step(lead_id, record)
+            except Exception as exc:  # a lead-specific crash: counted, parked with backoff, never hot-looped
+                crashes = self._store.incr(lead_id, "crashes")
+                self._store.update(lead_id, in_task="0", last_error=f"{type(exc).__name__}: {exc}"[:500])
+                self._store.event(lead_id, "crash", crashes=crashes, error=type(exc).__name__)
+                log.exception("delivery_crashed", lead_id=lead_id, crashes=crashes)
+                if crashes >= self._policy.max_crashes:
+                    return self._bury(lead_id, reason=f"crashed {crashes} times: {type(exc).__name__}")
+                self._parking.park(lead_id, delay_seconds=self._policy.backoff(crashes))
+                return "crashed"
+            self._store.update(lead_id, in_task="0")
+            return label
+        finally:
+            self._store.unlock(lead_id, token=token)
+
+    # --- the steps ----------------------------------------------------------------------------------
+    def _step(self, lead_id: str, record: dict[str, str]) -> str:
+        self._parking.renew(lead_id)
+        probing = False
+        if self._pause.state() is not None:
+            if not self._pause.take_probe():
+                return self._wait(lead_id, reason="ryng_unauthorized", delay=self._pause.probe_seconds)
+            probing = True
+        if not record.get("agent") and record.get("agent_mapping") != "all-agents":
+            pick = self._pick(lead_id, record)
+            if pick.outcome == "wait":
+                delay = min(max(pick.retry_after_seconds or 5.0, 0.5), 60.0)
+                return self._wait(lead_id, reason="no_agent_eligible", delay=delay)
+            record = self._store.get(lead_id) or record
+        granted, wait = self._acquire()
+        if not granted and wait <= SHORT_WAIT_SECONDS:
+            self._sleep(wait)
+            granted, wait = self._acquire()
+        if not granted:
+            self._counters.incr("rate_limited")
+            return self._wait(lead_id, reason="rate_limit", delay=wait)
+        return self._post(lead_id, record, probing=probing)
+
+    def _pick(self, lead_id: str, record: dict[str, str]) -> Pick:
+        payload = self._store.payload(record)
+        facts = LeadFacts(
+            lead_id=lead_id,
+            number=str(payload.get("number", "")),
+            fields={str(k): str(v) for k, v in (payload.get("fields") or {}).items()},
+            source=record.get("source", "api"),
+            pool=payload.get("pool"),
+            agent=payload.get("agent"),
+        )
+        waited = _seconds_since(record.get("created_ms"))
+        pick = self._assigner.pick(facts, waited_seconds=waited)
+        audit: dict[str, Any] = {
+            "pool": pick.pool,
+            "rule": pick.rule or "",
+            "strategy": pick.strategy,
+            "reason": pick.reason,
+            "skipped": [{"agent": s.agent, "reason": s.reason} for s in pick.skipped],
+        }
+        self._store.event(lead_id, "pick", outcome=pick.outcome, agent=pick.agent, **audit)
+        if pick.outcome == "assigned" and pick.agent:
+            self._store.transition(
+                lead_id, Status.ASSIGNED, agent=pick.agent, agent_id=pick.agent_id or "",
+                pool=pick.pool, rule=pick.rule or "", strategy=pick.strategy, reason=pick.reason,
+                agent_mapping="global", assigned_at=iso(),
+            )
+            self._counters.incr("assigned")
+        elif pick.outcome == "ryng":
+            self._store.transition(
+                lead_id, Status.ASSIGNED, agent="", pool=pick.pool, rule=pick.rule or "",
+                strategy=pick.strategy, reason=pick.reason, agent_mapping="all-agents", assigned_at=iso(),
+            )
+        return pick
+
+    def _post(self, lead_id: str, record: dict[str, str], *, probing: bool) -> str:
+        payload = self._store.payload(record)
+        attempt = self._store.incr(lead_id, "attempts")
+        last = record.get("last_outcome", "")
+        if attempt > 1 and last in ("", "sending", Outcome.AMBIGUOUS):
+            # The previous send may have reached Ryng (timeout after sending, or a crash before recording).
+            self._store.update(lead_id, possible_duplicate="1")
+            self._store.event(lead_id, "possible_duplicate", previous=last or "unrecorded")
+            self._counters.incr("possible_duplicates")
+        self._store.update(lead_id, last_outcome="sending")
+        agent = record.get("agent", "")
+        request = CampaignRequest(
+            lead_id=lead_id,
+            name=self._policy.campaign_name_template.format(
+                lead_id=lead_id, agent=agent, pool=record.get("pool", "")
+            ),
+            number=str(payload["number"]),
+            agent=agent,
+            agent_id=int(record["agent_id"]) if record.get("agent_id", "").isdigit() else None,
+            fields=_ryng_fields(payload),
+            field_slots=dict(self._policy.field_slots),
+            lead_id_slot=self._policy.lead_id_slot,
+            connect_callback_url=self._policy.connect_callback_url,
+            terminal_callback_url=self._policy.terminal_callback_url,
+        )
+        result = self._ryng.create_campaign(request)
+        self._record_attempt(lead_id, attempt, result)
+        return self._decide(lead_id, attempt, result, probing=probing)
+
+    def _record_attempt(self, lead_id: str, attempt: int, result: RyngResult) -> None:
+        self._store.update(
+            lead_id, last_outcome=result.outcome, last_status_code=result.status_code or "",
+            last_message=result.message[:300],
+        )
+        self._store.event(
+            lead_id, "attempt", attempt=attempt, outcome=result.outcome, status_code=result.status_code,
+            message=result.message[:300], body=result.body[:500], elapsed_ms=result.elapsed_ms,
+            dropped_fields=list(result.dropped_fields),
+        )
+        self._counters.incr(f"ryng_{result.outcome}")
+        log.info(
+            "ryng_attempt", lead_id=lead_id, attempt=attempt, outcome=str(result.outcome),
+            status_code=result.status_code, elapsed_ms=result.elapsed_ms,
+        )
+
+    def _decide(self, lead_id: str, attempt: int, result: RyngResult, *, probing: bool) -> str:
+        if result.outcome == Outcome.ACCEPTED:
+            if probing and self._pause.resume():
+                self._store.event(lead_id, "delivery_resumed", by="probe")
+                log.warning("delivery_resumed", by="probe")
+            self._store.transition(lead_id, Status.POSTED, posted_at=iso(), wait_reason="")
+            self._parking.finish(lead_id)
+            self._counters.incr("posted")
+            return "posted"
+        if result.outcome == Outcome.UNAUTHORIZED:
+            # Not the lead's fault: keep it, do not count the attempt against it, stop everyone posting.
+            self._store.incr(lead_id, "attempts", -1)
+            self._pause.pause(reason=f"Ryng answered {result.status_code}: {result.message[:120]}")
+            log.error("delivery_paused", reason="ryng_unauthorized", status_code=result.status_code)
+            return self._wait(lead_id, reason="ryng_unauthorized", delay=self._pause.probe_seconds)
+        if result.outcome == Outcome.REJECTED:
+            return self._bury(lead_id, reason=f"Ryng rejected the lead ({result.status_code}): {result.message}")
+        if attempt >= self._policy.max_attempts:
+            return self._bury(lead_id, reason=f"gave up after {attempt} attempts: {result.message}")
+        delay = self._policy.backoff(attempt)
+        if result.retry_after:
+            delay = max(delay, min(result.retry_after, self._policy.backoff_max_seconds))
+        self._store.transition(lead_id, Status.RETRYING, wait_reason="", retry_in_seconds=round(delay, 2))
+        self._parking.park(lead_id, delay_seconds=delay)
+        return "retrying"
+
+    def _wait(self, lead_id: str, *, reason: str, delay: float) -> str:
+        self._store.transition(lead_id, Status.WAITING, wait_reason=reason)
+        self._parking.park(lead_id, delay_seconds=delay)
+        return "waiting-" + reason
+
+    def _bury(self, lead_id: str, *, reason: str) -> str:
+        self._store.transition(lead_id, Status.DEAD, dead_reason=reason[:500], dead_at=iso(), in_task="0")
+        self._store.event(lead_id, "dead", reason=reason[:500])
+        self._parking.bury(lead_id)
+        self._assigner.release(lead_id=lead_id)
+        self._counters.incr("dead")
+        log.warning("lead_dead", lead_id=lead_id, reason=reason[:200])
+        return "dead"
+
+
+def _ryng_fields(payload: dict[str, Any]) -> dict[str, str]:
+    fields = {str(k): str(v) for k, v in (payload.get("fields") or {}).items()}
+    if payload.get("name") and "Name" not in fields:
+        fields = {"Name": str(payload["name"]), **fields}
+    return fields
+
+
+def _seconds_since(created_ms: str | None) -> float:
+    if not created_ms or not created_ms.isdigit():
+        return 0.0
+    return max(0.0, (now_ms() - int(created_ms)) / 1000)
+

@@ -1,0 +1,212 @@
+"""What we send to Ryng's Create Campaign API: the request, custom-field slots, and the two body formats.
+
+One lead becomes one campaign with one row. Ryng offers eight custom fields per row (`customField1` ..
+`customField8`); one of them (`lead_id_slot`, default 8, named `LeadId`) carries the CRM lead id so that
+Ryng's callbacks, which carry no campaign id, can be matched to the lead.
+
+JSON (the default) is the documented body with `agentMapping: "global"` and the agent named in `agents`.
+Form-data (`campaign-sheet` CSV upload) has no documented place for callback URLs, so none are sent in
+that mode. Its CSV header row is `number` followed by the custom field NAMES (`LeadId` included) in slot
+order; Ryng numbers the custom fields by column, so with gaps in the slots the column position can differ
+from the JSON slot number. Callback handlers should therefore find the lead id by its name `LeadId` in
+`customFieldNames`, and fall back to `customField<lead_id_slot>`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "LEAD_ID_FIELD",
+    "SLOT_COUNT",
+    "CampaignRequest",
+    "PreparedBody",
+    "assign_slots",
+    "build_csv",
+    "build_json_body",
+    "csv_filename",
+    "prepare_body",
+]
+
+SLOT_COUNT = 8
+LEAD_ID_FIELD = "LeadId"
+# Lead fields never sent as custom fields: `number` would duplicate the CSV's number column (Ryng could
+# read the wrong one), `LeadId` would shadow the lead id. Compared case-insensitively; reported as dropped.
+_RESERVED_NAMES = frozenset({"number", LEAD_ID_FIELD.casefold()})
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+_MAX_FILENAME_STEM = 100
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignRequest:
+    """One lead to post as a one-row campaign naming one agent."""
+
+    lead_id: str
+    name: str
+    number: str
+    agent: str
+    agent_id: int | None
+    fields: Mapping[str, str] = field(default_factory=dict)
+    field_slots: Mapping[str, int] = field(default_factory=dict)
+    lead_id_slot: int = 8
+    connect_callback_url: str | None = None
+    terminal_callback_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.lead_id_slot <= SLOT_COUNT:
+            raise ValueError(f"lead_id_slot must be 1..{SLOT_COUNT}, got {self.lead_id_slot}")
+
+
+def assign_slots(
+    fields: Mapping[str, str], field_slots: Mapping[str, int], lead_id_slot: int
+) -> tuple[dict[int, tuple[str, str]], list[str]]:
+    """Place lead fields into custom-field slots 1..8, keeping `lead_id_slot` for the lead id.
+
+    Fields named in `field_slots` take their fixed slot; the other fields fill the free slots in sorted
+    field-name order. A fixed slot whose field is absent from this lead is free for the others. Fields that
+    find no slot, and fields with a reserved name (`number`, `LeadId`), are returned as dropped, sorted.
+    Raises ValueError for a bad `field_slots` (slot outside 1..8, shared, or the lead id slot): a
+    configuration error, which `Settings` already rejects at start-up.
+    """
+    if not 1 <= lead_id_slot <= SLOT_COUNT:
+        raise ValueError(f"lead_id_slot must be 1..{SLOT_COUNT}, got {lead_id_slot}")
+    owners: dict[int, str] = {}
+    for name, slot in field_slots.items():
+        if not 1 <= slot <= SLOT_COUNT:
+            raise ValueError(f"field {name!r}: slot {slot} is outside 1..{SLOT_COUNT}")
+        if slot == lead_id_slot:
+            raise ValueError(f"field {name!r}: slot {slot} is the lead id slot")
+        if slot in owners:
+            raise ValueError(f"fields {owners[slot]!r} and {name!r} share slot {slot}")
+        owners[slot] = name
+
+    assigned: dict[int, tuple[str, str]] = {}
+    dropped: list[str] = []
+    free_names: list[str] = []
+    for name in sorted(fields):
+        if name.casefold() in _RESERVED_NAMES:
+            dropped.append(name)
+        elif name in field_slots:
+            assigned[field_slots[name]] = (name, fields[name])
+        else:
+            free_names.append(name)
+
+    free_slots = [s for s in range(1, SLOT_COUNT + 1) if s != lead_id_slot and s not in assigned]
+    for slot, name in zip(free_slots, free_names, strict=False):
+        assigned[slot] = (name, fields[name])
+    dropped.extend(free_names[len(free_slots) :])
+    return dict(sorted(assigned.items())), sorted(dropped)
+
+
+def _columns(request: CampaignRequest) -> tuple[list[tuple[int, str, str]], list[str]]:
+    """(slot, name, value) for every custom field, lead id included, in slot order; plus dropped names."""
+    slots, dropped = assign_slots(request.fields, request.field_slots, request.lead_id_slot)
+    slots[request.lead_id_slot] = (LEAD_ID_FIELD, request.lead_id)
+    return [(slot, name, value) for slot, (name, value) in sorted(slots.items())], dropped
+
+
+class CustomerData(BaseModel):
+    """`customerData` of the JSON body; callback keys are omitted when None."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    jsonData: list[dict[str, str]]
+    connectCallbackUrl: str | None = None
+    terminalCallbackUrl: str | None = None
+
+
+class CampaignBody(BaseModel):
+    """The JSON body of `POST /campaign`, with the wire's own key names."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    agentMapping: Literal["global"] = "global"
+    agents: list[str]
+    customFieldNames: dict[str, str]
+    customerData: CustomerData
+
+
+def build_json_body(request: CampaignRequest) -> tuple[CampaignBody, list[str]]:
+    """The JSON body for one lead, and the lead fields that found no slot."""
+    columns, dropped = _columns(request)
+    row = {"number": request.number}
+    row.update({f"customField{slot}": value for slot, _, value in columns})
+    body = CampaignBody(
+        name=request.name,
+        agents=[request.agent],
+        customFieldNames={f"customField{slot}Name": name for slot, name, _ in columns},
+        customerData=CustomerData(
+            jsonData=[row],
+            connectCallbackUrl=request.connect_callback_url,
+            terminalCallbackUrl=request.terminal_callback_url,
+        ),
+    )
+    return body, dropped
+
+
+def csv_filename(lead_id: str) -> str:
+    """`<lead id>.csv` with anything outside [A-Za-z0-9._-] replaced by `_` (never empty, never hidden)."""
+    stem = _UNSAFE_FILENAME.sub("_", lead_id).lstrip(".")[:_MAX_FILENAME_STEM]
+    return f"{stem or 'lead'}.csv"
+
+
+def build_csv(request: CampaignRequest) -> tuple[bytes, list[str]]:
+    """The one-row CSV sheet (UTF-8, CRLF): header `number` + field names in slot order, then the row."""
+    columns, dropped = _columns(request)
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(["number", *(name for _, name, _ in columns)])
+    writer.writerow([request.number, *(value for _, _, value in columns)])
+    return buffer.getvalue().encode("utf-8"), dropped
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBody:
+    """Ready-to-send httpx arguments: either `content` (JSON) or `data` + `files` (multipart)."""
+
+    content: bytes | None
+    data: dict[str, str] | None
+    files: dict[str, tuple[str, bytes, str]] | None
+    headers: dict[str, str]
+    dropped_fields: tuple[str, ...]
+
+
+def prepare_body(
+    request: CampaignRequest,
+    *,
+    body_format: Literal["json", "form"],
+    form_agent_field: Literal["agents", "agent"],
+) -> PreparedBody:
+    """Build the body for `body_format`; see the module docstring for the form-data choices."""
+    if body_format == "json":
+        body, dropped = build_json_body(request)
+        return PreparedBody(
+            content=body.model_dump_json(exclude_none=True).encode("utf-8"),
+            data=None,
+            files=None,
+            headers={"content-type": "application/json"},
+            dropped_fields=tuple(dropped),
+        )
+    sheet, dropped = build_csv(request)
+    data = {"campaign-name": request.name}
+    if form_agent_field == "agent" and request.agent_id is not None:
+        data["agent"] = str(request.agent_id)
+    else:
+        # Configured for the numeric `agent` field but this agent's id is unknown: naming the agent by
+        # username (the documented `agents` field) beats letting Ryng pick the first agent.
+        data["agents"] = request.agent
+    return PreparedBody(
+        content=None,
+        data=data,
+        files={"campaign-sheet": (csv_filename(request.lead_id), sheet, "text/csv")},
+        headers={},
+        dropped_fields=tuple(dropped),
+    )

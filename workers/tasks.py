@@ -1,0 +1,62 @@
+"""Celery tasks: thin wrappers that unpack the message and call plain logic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from celery.signals import task_postrun, task_prerun, worker_process_shutdown
+
+from workers.celery_app import app
+from workers.context import build_context, close_context, get_context
+from workers.pump import Pump
+
+log = structlog.get_logger("workers.tasks")
+
+
+@app.task(name="lead_router.deliver", ignore_result=True)
+def deliver(lead_id: str) -> str:
+    """Deliver one lead (idempotent: a redelivered message for a posted lead does nothing)."""
+    outcome = get_context().deliverer.run(lead_id)
+    log.info("lead_delivery_step", lead_id=lead_id, outcome=outcome)
+    return outcome
+
+
+def enqueue(lead_id: str, *, request_id: str | None = None) -> None:
+    """Publish one delivery task for a lead (the lead id and request id travel in the headers)."""
+    deliver.apply_async(args=[lead_id], headers={"lead_id": lead_id, "request_id": request_id or ""})
+
+
+def start_pump() -> Pump:
+    """Start the pump thread with its own Redis connection (the worker's main process)."""
+    from config.settings import get_settings
+
+    context = build_context(get_settings())
+    context.assigner.sync()
+    pump = Pump(
+        parking=context.parking,
+        enqueue=enqueue,
+        expire_reservations=context.assigner.expire_reservations,
+        interval=context.settings.router_pump_interval_seconds,
+    )
+    pump.start()
+    return pump
+
+
+@task_prerun.connect
+def _bind_lead(task: Any = None, args: Any = None, **_: Any) -> None:
+    structlog.contextvars.clear_contextvars()
+    request = getattr(task, "request", None)
+    headers = getattr(request, "headers", None) or {}
+    lead_id = headers.get("lead_id") or (args[0] if args else None)
+    structlog.contextvars.bind_contextvars(lead_id=lead_id, request_id=headers.get("request_id") or None)
+
+
+@task_postrun.connect
+def _unbind_lead(**_: Any) -> None:
+    structlog.contextvars.clear_contextvars()
+
+
+@worker_process_shutdown.connect
+def _close(**_: Any) -> None:
+    close_context()
