@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
@@ -14,9 +13,9 @@ from router.sandbox import SandboxOptions, parse_agents, serve
 def sandbox(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8100,
-    token: Annotated[
-        str | None, typer.Option(help="Accepted x-access-token [default: $SANDBOX_TOKEN or sandbox-token].")
-    ] = None,
+    token: Annotated[str, typer.Option(envvar="SANDBOX_TOKEN", help="Accepted x-access-token.")] = (
+        "sandbox-token"
+    ),
     agents: Annotated[
         str, typer.Option(help="Agents as username:id, comma separated, first = Ryng's first.")
     ] = ("alice:10,bob:20"),
@@ -34,7 +33,7 @@ def sandbox(
     """Run the Ryng sandbox: Ryng's Create Campaign API, in memory, with faults and simulated callbacks."""
     try:
         options = SandboxOptions(
-            token=token or os.environ.get("SANDBOX_TOKEN") or "sandbox-token",
+            token=token,
             agents=parse_agents(agents),
             rate_limit_per_min=rate_limit,
             call_delay_seconds=call_delay,

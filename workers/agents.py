@@ -121,31 +121,33 @@ class AgentStore:
             raise UnknownAgentError(name)
         return state
 
-    def list(self, *, include_removed: bool = False) -> list[AgentState]:
+    def agents(self, *, include_removed: bool = False) -> list[AgentState]:
         """Configured agents (and, with `include_removed`, every agent ever registered), by ordinal."""
-        names = list(self._client.hkeys(f"{self._prefix}:ordinals")) if include_removed else list(
-            self._client.smembers(f"{self._prefix}:agents")
+        source = self._client.hkeys(f"{self._prefix}:ordinals") if include_removed else self._client.smembers(
+            f"{self._prefix}:agents"
         )
+        names = [str(name) for name in source]
         states = [state for state in self._states(names) if state is not None]
         return sorted(states, key=lambda state: state.ordinal)
 
     def pools(self) -> list[PoolState]:
         result = []
-        for name in sorted(self._client.smembers(f"{self._prefix}:pools")):
+        for name in sorted(str(item) for item in self._client.smembers(f"{self._prefix}:pools")):
             base = f"{self._prefix}:pool:{name}"
             raw = self._client.get(f"{base}:config")
             config: dict[str, object] = json.loads(raw) if raw else {}
+            last = self._client.get(f"{base}:cursor")
             result.append(
                 PoolState(
                     name=name, strategy=str(config.get("strategy", "round_robin")),
-                    members=list(self._client.zrange(f"{base}:members", 0, -1)),
-                    last_agent=self._client.get(f"{base}:cursor"), config=config,
+                    members=[str(member) for member in self._client.zrange(f"{base}:members", 0, -1)],
+                    last_agent=None if last is None else str(last), config=config,
                 )
             )
         return result
 
     def stats(self) -> RoutingStats:
-        agents = self.list()
+        agents = self.agents()
         return RoutingStats(
             agents=len(agents), paused=sum(agent.paused for agent in agents),
             open=sum(agent.open for agent in agents), assigned=sum(agent.assigned for agent in agents),
@@ -159,11 +161,12 @@ class AgentStore:
         for name in names:
             pipe.hmget(f"{self._prefix}:agent:{name}", fields)
         pipe.smembers(f"{self._prefix}:agents")
-        *rows, configured = pipe.execute()
+        *rows, members = pipe.execute()
+        configured = {str(name) for name in members}
         now = time.time()
         states: list[AgentState | None] = []
         for name, row in zip(names, rows, strict=True):
-            v = dict(zip(fields, row, strict=True))
+            v: dict[str, str | None] = dict(zip(fields, row, strict=True))
             if v["ordinal"] is None:
                 states.append(None)
                 continue

@@ -400,6 +400,7 @@ def test_cli_help_lists_the_options() -> None:
     app.command("other")(lambda: None)
     result = CliRunner().invoke(app, ["sandbox", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
+    assert "SANDBOX_TOKEN" in result.output
     for option in (
         "--host",
         "--port",
