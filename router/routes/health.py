@@ -48,5 +48,5 @@ class _RouterCollector:
 def metrics(request: Request) -> Response:
     """Prometheus metrics: counters shared by every process through Redis."""
     registry = CollectorRegistry()
-    registry.register(_RouterCollector(request))  # type: ignore[arg-type]
+    registry.register(_RouterCollector(request))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
