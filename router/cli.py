@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -106,6 +107,56 @@ def explain(lead_id: str) -> None:
         typer.echo(f"no lead with id {lead_id!r}", err=True)
         raise typer.Exit(1)
     typer.echo(json.dumps(view.model_dump(exclude_none=True), indent=2))
+
+
+@app.command("import")
+def import_leads(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV with id,number[,name,pool,agent,...]")],
+    source: Annotated[str, typer.Option(help="source recorded on each lead (rules can match it)")] = "csv",
+) -> None:
+    """Import leads from a CSV file: every other column becomes a lead field. Bad rows are listed, not fatal."""
+    from router.imports import import_csv
+    from workers.context import build_context
+    from workers.tasks import enqueue
+
+    settings = settings_or_exit()
+    _startup(settings)
+    context = build_context(settings)
+    try:
+        report = import_csv(path, store=context.store, enqueue=enqueue, source=source)
+    except (ValueError, UnicodeDecodeError) as exc:
+        typer.echo(f"lead-router import: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        context.close()
+    for error in report.errors:
+        typer.echo(f"rejected {error}", err=True)
+    typer.echo(f"{report.taken} taken, {report.duplicates} already known, {len(report.errors)} rejected")
+    raise typer.Exit(1 if report.errors else 0)
+
+
+@app.command()
+def consume(
+    queue: Annotated[str, typer.Option(help="queue to read JSON leads from")] = "crm-leads",
+    url: Annotated[str | None, typer.Option(help="broker URL (amqp:// or redis://); default CELERY_BROKER_URL")] = None,
+    source: Annotated[str, typer.Option(help="source recorded on each lead")] = "queue",
+) -> None:
+    """Take leads from a message queue (RabbitMQ or Redis): one JSON lead per message."""
+    from kombu import Connection
+
+    from router.consumer import LeadConsumer
+    from workers.connections import redis_url
+    from workers.context import build_context
+    from workers.tasks import enqueue
+
+    settings = settings_or_exit()
+    _startup(settings)
+    context = build_context(settings)
+    broker = url or settings.celery_broker_url or redis_url(settings.redis_url)
+    with Connection(broker) as connection:
+        typer.echo(f"consuming leads from queue {queue!r}")
+        LeadConsumer(connection, queue=queue, store=context.store, enqueue=enqueue, client=context.redis,
+                     source=source).run()
 
 
 def _register() -> None:

@@ -106,6 +106,12 @@ class Assigner:
         self._release = client.register_script(_source("release.lua"))
         self._sync = client.register_script(_source("sync.lua"))
         self._sticky_store_ms = int(max((pool.sticky_seconds for pool in routing.pools), default=0) * 1000)
+        # Per pool, the members that keep a schedule: only they can be off shift.
+        self._scheduled = {
+            pool.name: [name for name in routing.members(pool.name)
+                        if (agent := routing.agent(name)) is not None and agent.schedule is not None]
+            for pool in routing.pools
+        }
 
     @property
     def routing(self) -> RoutingConfig:
@@ -154,7 +160,7 @@ class Assigner:
         moment = datetime.fromtimestamp(at, tz=UTC)
         while True:
             config = self._routing.pool(pool_name)
-            off = schedule.off_shift(self._routing, self._routing.members(pool_name), moment)
+            off = schedule.off_shift(self._routing, self._scheduled[pool_name], moment)
             request.update(
                 mode="pick", pool=pool_name, rule=found.rule or "", strategy=config.strategy, off_shift=off,
                 sticky_ms=int(config.sticky_seconds * 1000), catch_up=config.catch_up,

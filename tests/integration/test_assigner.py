@@ -285,7 +285,7 @@ def test_agent_store_lists_state_and_pools(client: redis.Redis, keys: Keys) -> N
     assigner = make(client, keys, spec)
     assigner.pick(lead(1), now=T0)
     store = AgentStore(client, keys=keys)
-    a, b = store.agents()
+    a, _ = store.agents()
     assert (a.name, a.agent_id, a.weight, a.capacity, a.open, a.assigned) == ("a", 7, 2, 3, 1, 1)
     assert a.last_assigned_at == pytest.approx(T0)
     assert store.set("a", capacity=5, weight=4).capacity == 5

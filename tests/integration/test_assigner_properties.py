@@ -70,13 +70,14 @@ def test_round_robin_is_fair_within_one(client: redis.Redis, n: int, picks: int)
 @FAST
 @given(weights=st.lists(st.integers(1, 9), min_size=1, max_size=6), picks=st.integers(1, 60))
 def test_weighted_honours_weights_within_one(client: redis.Redis, weights: list[int], picks: int) -> None:
-    agents = [{"name": name, "weight": weight} for name, weight in zip(NAMES, weights, strict=False)]
+    shares = dict(zip(NAMES, weights, strict=False))
+    agents: list[dict[str, Any]] = [{"name": name, "weight": weight} for name, weight in shares.items()]
     with fresh(client) as keys:
         pick = assigner(client, keys, "weighted", agents).pick
         counts = Counter(pick(lead()).agent for _ in range(picks))
         total = sum(weights)
-        for agent in agents:
-            assert abs(counts[agent["name"]] - picks * agent["weight"] / total) <= 1
+        for name, weight in shares.items():
+            assert abs(counts[name] - picks * weight / total) <= 1
 
 
 Op = tuple[str, int]
@@ -90,13 +91,14 @@ OPS = st.lists(st.tuples(st.sampled_from(["pick", "pick", "pick", "pause", "rele
 def test_nobody_ineligible_is_ever_picked(
     client: redis.Redis, strategy: str, capacities: list[int], ops: list[Op]
 ) -> None:
-    agents = [{"name": name, "capacity": cap} for name, cap in zip(NAMES, capacities, strict=False)]
+    agents: list[dict[str, Any]] = [{"name": name, "capacity": cap}
+                                    for name, cap in zip(NAMES, capacities, strict=False)]
     with fresh(client) as keys:
         subject = assigner(client, keys, strategy, agents, catch_up=1000)
         store = AgentStore(client, keys=keys)
         held: list[str] = []
         for step, (op, index) in enumerate(ops):
-            name = agents[index % len(agents)]["name"]
+            name = str(agents[index % len(agents)]["name"])
             if op == "pause":
                 state = store.get(name)
                 store.resume(name) if state.paused else store.pause(name, reason="test")

@@ -152,3 +152,10 @@ def test_syntax_errors_and_missing_files_are_one_clear_line(tmp_path: Path) -> N
         load_routing(path=write(tmp_path, "routing.toml", "[agents\n"), agents=[])
     with pytest.raises(RoutingConfigError, match="cannot read"):
         load_routing(path=str(tmp_path / "absent.toml"), agents=[])
+
+
+def test_the_example_routing_file_is_valid() -> None:
+    example = Path(__file__).parents[2] / "config" / "routing.example.toml"
+    config = load_routing(path=str(example), agents=[])
+    assert config.members("life") == ["priya", "rahul"]
+    assert [rule.name for rule in config.rules] == ["life-insurance", "big-ticket"]

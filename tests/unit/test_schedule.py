@@ -12,8 +12,8 @@ KOLKATA = ScheduleConfig(timezone="Asia/Kolkata", days=("mon", "tue", "wed", "th
                          leave=((date(2025, 12, 29), date(2025, 12, 30)),))
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_no_schedule_is_always_on() -> None:
