@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     router_callback_secret: SecretStr | None = None
     router_admin_token: SecretStr | None = None
     router_webhook_secrets: SecretStr | None = None
+    router_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
     router_github_webhook_secret: SecretStr | None = None
     router_max_body_bytes: int = Field(default=65_536, ge=1024, le=10_000_000)
     router_host: str = "127.0.0.1"

@@ -15,7 +15,7 @@ from config.routing import load_routing
 from config.settings import Settings, get_settings
 from router.limits import BodyLimitMiddleware
 from router.routes import callbacks, health, leads
-from router.signatures import WebhookVerifier, parse_secrets
+from router.signatures import WebhookVerifier
 from workers.assigner import Assigner
 from workers.callbacks import CallbackRecorder
 from workers.connections import connect, redis_url
@@ -28,12 +28,13 @@ from workers.records import LeadStore
 log = structlog.get_logger("router.app")
 
 
-def _verifier(settings: Settings) -> WebhookVerifier:
+def build_verifier(settings: Settings) -> WebhookVerifier:
     standard = settings.router_webhook_secrets
     github = settings.router_github_webhook_secret
-    return WebhookVerifier(
-        standard_secrets=parse_secrets(standard.get_secret_value()) if standard else [],
-        github_secret=github.get_secret_value().encode() if github and github.get_secret_value() else None,
+    return WebhookVerifier.from_config(
+        standard_secrets=standard.get_secret_value() if standard else None,
+        github_secret=github.get_secret_value() if github else None,
+        tolerance_seconds=settings.router_webhook_tolerance_seconds,
     )
 
 
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.assigner = Assigner(
             client, keys=keys, routing=load_routing(path=settings.router_routing_file, agents=settings.agents)
         )
-        state.verifier = _verifier(settings)
+        state.verifier = build_verifier(settings)
         state.enqueue = enqueue
         state.release_capacity = lambda lead_id: state.assigner.release(lead_id=lead_id)
         state.readiness = lambda: _readiness(client)

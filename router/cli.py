@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from config.logging import configure_logging
+from config.routing import RoutingConfigError, load_routing
 from config.settings import Settings, SettingsError, get_settings
 
 app = typer.Typer(
@@ -34,10 +35,11 @@ def _startup(settings: Settings) -> None:
         typer.echo("lead-router: RYNG_ACCESS_TOKEN is set: set RYNG_SUBDOMAIN or RYNG_BASE_URL too", err=True)
         raise typer.Exit(2)
     try:
-        from config.routing import load_routing
+        from router.app import build_verifier
 
         load_routing(path=settings.router_routing_file, agents=settings.agents)
-    except Exception as exc:  # a routing-file mistake is reported as one clear error
+        build_verifier(settings)
+    except (RoutingConfigError, ValueError) as exc:  # a routing-file or webhook-secret mistake: one clear error
         typer.echo(f"lead-router: {exc}", err=True)
         raise typer.Exit(2) from None
 
@@ -86,13 +88,14 @@ def worker(
 @app.command()
 def run(
     concurrency: Annotated[int, typer.Option(min=1, max=16, help="worker processes")] = 1,
+    flower_port: Annotated[int, typer.Option(help="Flower's port (0: no Flower)")] = 5555,
 ) -> None:
     """Start everything for development: embedded Redis, the Ryng sandbox (without a token), API, worker."""
     settings = settings_or_exit()
     _startup(settings)
     from router.runner import run_all
 
-    raise typer.Exit(run_all(settings, concurrency=concurrency))
+    raise typer.Exit(run_all(settings, concurrency=concurrency, flower_port=flower_port or None))
 
 
 @app.command()

@@ -68,7 +68,7 @@ def wait_http(url: str, *, timeout: float = 30.0) -> bool:
     return False
 
 
-def run_all(settings: Settings, *, concurrency: int) -> int:
+def run_all(settings: Settings, *, concurrency: int, flower_port: int | None = 5555) -> int:
     """Start everything on embedded defaults; print what runs where; stop cleanly."""
     from workers.embedded import start_embedded
 
@@ -84,7 +84,8 @@ def run_all(settings: Settings, *, concurrency: int) -> int:
         env["ROUTER_CALLBACK_SECRET"] = secrets.token_urlsafe(24)
     exe = [sys.executable, "-m", "router.cli"]
     supervisor = Supervisor()
-    lines = [f"redis    {env.get('REDIS_URL') or settings.redis_url}" + (" (embedded Valkey)" if server else "")]
+    where = {"redis": f"{env.get('REDIS_URL') or settings.redis_url}" + (" (embedded Valkey)" if server else "")}
+    password = env.get("FLOWER_PASSWORD") or secrets.token_urlsafe(9)
     try:
         if settings.uses_sandbox:
             sandbox_base = f"http://{settings.sandbox_host}:{settings.sandbox_port}"
@@ -94,18 +95,24 @@ def run_all(settings: Settings, *, concurrency: int) -> int:
             if not wait_http(f"{sandbox_base}/_sandbox/stats"):
                 print("lead-router run: the Ryng sandbox did not start", file=sys.stderr)
                 return 1
-            lines.append(f"ryng     {env['RYNG_BASE_URL']} (built-in sandbox; campaigns at "
-                         f"{sandbox_base}/_sandbox/campaigns)")
+            where["ryng"] = (f"{env['RYNG_BASE_URL']} (built-in sandbox; campaigns at "
+                             f"{sandbox_base}/_sandbox/campaigns)")
         else:
-            lines.append(f"ryng     {settings.ryng_url} (real account)")
+            where["ryng"] = f"{settings.ryng_url} (real account)"
         supervisor.spawn("api", [*exe, "api"], env)
         supervisor.spawn("worker", [*exe, "worker", "--concurrency", str(concurrency)], env)
+        if flower_port:
+            supervisor.spawn("flower", [sys.executable, "-m", "celery", "--app=workers.celery_app", "flower",
+                                        f"--port={flower_port}", "--address=127.0.0.1",
+                                        f"--basic-auth=admin:{password}", "--logging=warning"], env)
+            where["flower"] = f"http://127.0.0.1:{flower_port}  (user admin, password {password})"
         if not wait_http(f"{public_url}/healthz"):
             print("lead-router run: the API did not start", file=sys.stderr)
             return 1
+        where["api"] = f"{public_url}  (docs {public_url}/docs)"
+        where["worker"] = f"{concurrency} process(es); agents {env['ROUTER_AGENTS']}"
+        lines = [f"{name:<8} {value}" for name, value in where.items()]
         lines += [
-            f"api      {public_url}  (docs {public_url}/docs)",
-            f"worker   {concurrency} process(es); agents {env['ROUTER_AGENTS']}",
             "",
             "Route a lead:",
             f"  curl -X POST {public_url}/v1/leads -H 'content-type: application/json' \\",

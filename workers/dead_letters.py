@@ -135,9 +135,9 @@ class DeadLetters:
 
     # --- reading ------------------------------------------------------------------------------------
     def count(self) -> int:
-        return int(self._redis.zcard(self._keys.dead))  # type: ignore[arg-type]
+        return int(self._redis.zcard(self._keys.dead))
 
-    def list(self, *, offset: int = 0, limit: int = 100) -> DeadLetterPage:
+    def listing(self, *, offset: int = 0, limit: int = 100) -> DeadLetterPage:
         """Dead leads, oldest death first."""
         entries: list[tuple[str, float]] = self._redis.zrange(  # type: ignore[assignment]
             self._keys.dead, offset, offset + max(0, limit) - 1, withscores=True
@@ -159,7 +159,7 @@ class DeadLetters:
         if score is None or not record:
             return None
         raw: list[str] = self._redis.lrange(self._keys.lead_events(lead_id), 0, -1)  # type: ignore[assignment]
-        summary = _summary(lead_id, record, dead_ms=int(float(score)))  # type: ignore[arg-type]
+        summary = _summary(lead_id, record, dead_ms=int(float(score)))
         return DeadLetterDetail(**summary.model_dump(), record=record, history=[_event(item) for item in raw])
 
     def ids(self) -> list[str]:

@@ -20,7 +20,8 @@ router = APIRouter(prefix="/v1/leads", tags=["leads"])
 _LEAD_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LeadIn"}}},
+        # Inline: the route reads the raw body (signatures), so FastAPI never registers LeadIn in components.
+        "content": {"application/json": {"schema": LeadIn.model_json_schema()}},
     }
 }
 
