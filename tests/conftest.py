@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -13,26 +14,44 @@ import redis
 from tests.harness import Stack, embedded_redis, redis_answers
 
 LOCAL_REDIS = "redis://127.0.0.1:6379"
-TEST_DB = 12
+
+
+@contextmanager
+def _claim_database(base_url: str) -> Iterator[str]:
+    """Claim one of databases 1-15 for this test session (a lock key in db 0), so runs side by side never meet."""
+    admin = redis.Redis.from_url(f"{base_url}/0")
+    token = f"{os.getpid()}-{uuid.uuid4().hex}"
+    try:
+        for db in range(15, 0, -1):
+            lock = f"lead-router:test-db:{db}"
+            if admin.set(lock, token, nx=True, ex=3 * 3600):
+                try:
+                    yield f"{base_url}/{db}"
+                finally:
+                    if admin.get(lock) == token.encode():
+                        admin.delete(lock)
+                return
+        raise RuntimeError(f"no free test database on {base_url} (locks lead-router:test-db:* in db 0)")
+    finally:
+        admin.close()
 
 
 @pytest.fixture(scope="session")
 def redis_server_url() -> Iterator[str]:
-    """The base URL of a Redis-compatible server for the whole run (never its db 0)."""
+    """A Redis database of this session's own: local (never db 0), or an embedded Valkey's db 1."""
     configured = os.environ.get("LEAD_ROUTER_TEST_REDIS_URL")
-    if configured:
-        yield configured.rstrip("/")
-    elif redis_answers(LOCAL_REDIS):
-        yield LOCAL_REDIS
+    if configured or redis_answers(LOCAL_REDIS):
+        with _claim_database((configured or LOCAL_REDIS).rstrip("/")) as url:
+            yield url
     else:
         with embedded_redis() as server:
-            yield f"redis://127.0.0.1:{server.port}"
+            yield f"redis://127.0.0.1:{server.port}/1"
 
 
 @pytest.fixture
 def redis_url(redis_server_url: str) -> Iterator[str]:
     """A clean database for one test."""
-    url = f"{redis_server_url}/{TEST_DB}"
+    url = redis_server_url
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url

@@ -113,6 +113,9 @@ class Deliverer:
     # --- the steps ----------------------------------------------------------------------------------
     def _step(self, lead_id: str, record: dict[str, str]) -> str:
         self._parking.renew(lead_id)
+        if record.get("last_outcome") == Outcome.ACCEPTED:
+            # Ryng accepted it and we recorded that, but a crash came before the status: never post again.
+            return self._decide(lead_id, int(record.get("attempts", "1") or 1), None, probing=False)
         probing = False
         if self._pause.state() is not None:
             if not self._pause.take_probe():
@@ -212,8 +215,9 @@ class Deliverer:
             status_code=result.status_code, elapsed_ms=result.elapsed_ms,
         )
 
-    def _decide(self, lead_id: str, attempt: int, result: RyngResult, *, probing: bool) -> str:
-        if result.outcome == Outcome.ACCEPTED:
+    def _decide(self, lead_id: str, attempt: int, result: RyngResult | None, *, probing: bool) -> str:
+        """What to do after an attempt; `result` None means an acceptance already on the record."""
+        if result is None or result.outcome == Outcome.ACCEPTED:
             if probing and self._pause.resume():
                 self._store.event(lead_id, "delivery_resumed", by="probe")
                 log.warning("delivery_resumed", by="probe")

@@ -128,8 +128,8 @@ class CampaignBody(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
-    agentMapping: Literal["global"] = "global"
-    agents: list[str]
+    agentMapping: Literal["global", "all-agents"] = "global"
+    agents: list[str] | None = None
     customFieldNames: dict[str, str]
     customerData: CustomerData
 
@@ -141,7 +141,9 @@ def build_json_body(request: CampaignRequest) -> tuple[CampaignBody, list[str]]:
     row.update({f"customField{slot}": value for slot, _, value in columns})
     body = CampaignBody(
         name=request.name,
-        agents=[request.agent],
+        # No agent: the pool chose to let Ryng pick (agentMapping all-agents, Ryng's own default).
+        agentMapping="global" if request.agent else "all-agents",
+        agents=[request.agent] if request.agent else None,
         customFieldNames={f"customField{slot}Name": name for slot, name, _ in columns},
         customerData=CustomerData(
             jsonData=[row],
@@ -197,7 +199,9 @@ def prepare_body(
         )
     sheet, dropped = build_csv(request)
     data = {"campaign-name": request.name}
-    if form_agent_field == "agent" and request.agent_id is not None:
+    if not request.agent:
+        pass  # no agent named: Ryng chooses (its default), as the pool asked
+    elif form_agent_field == "agent" and request.agent_id is not None:
         data["agent"] = str(request.agent_id)
     else:
         # Configured for the numeric `agent` field but this agent's id is unknown: naming the agent by

@@ -21,6 +21,10 @@ _AUTH: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "missing or wrong admin bearer token"},
     403: {"model": Problem, "description": "the admin API is off (no ROUTER_ADMIN_TOKEN)"},
 }
+_BODY: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "the body is not JSON"},
+    413: {"model": Problem, "description": "the body is over ROUTER_MAX_BODY_BYTES"},
+}
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminDep], responses=_AUTH)
 
@@ -90,13 +94,13 @@ def list_dead(
     return dead.listing(offset=offset, limit=limit)
 
 
-@router.post("/dead/replay")
+@router.post("/dead/replay", responses=_BODY)
 def replay_dead(body: ReplayBody, dead: DeadLettersDep) -> BatchResult:
     """Send dead leads through delivery again (same rules, assigner and limiter); history is kept."""
     return dead.replay_all(by="admin-api") if body.all else dead.replay(body.ids, by="admin-api")
 
 
-@router.post("/dead/purge")
+@router.post("/dead/purge", responses=_BODY)
 def purge_dead(body: PurgeBody, dead: DeadLettersDep) -> BatchResult:
     """Delete dead leads for good (record and history). Leads that are not dead are skipped."""
     return dead.purge(body.ids)

@@ -23,6 +23,7 @@ import redis
 from celery import Celery
 
 from tests.harness import Stack, embedded_redis, wait_until
+from workers.keys import Keys
 
 pytestmark = pytest.mark.fault
 
@@ -87,15 +88,24 @@ def send_task_again(stack: Stack, lead_id: str, *, times: int) -> None:
             sender.send_task("lead_router.deliver", args=[lead_id], queue="leads")
 
 
+def keys(stack: Stack) -> Keys:
+    return Keys(stack.settings["ROUTER_KEY_PREFIX"])
+
+
+def db(stack: Stack) -> redis.Redis:
+    return redis.Redis.from_url(stack.redis_url, decode_responses=True)
+
+
 def expire_lease(stack: Stack, lead_id: str) -> None:
     """Make the lead look lost: its lease ran out long ago (as after a crash nobody noticed)."""
-    prefix = stack.settings["ROUTER_KEY_PREFIX"]
-    with redis.Redis.from_url(stack.redis_url) as client:
-        client.zadd(f"{prefix}:pending", {lead_id: 1})
+    with db(stack) as client:
+        client.zadd(keys(stack).pending, {lead_id: 1})
 
 
-def pending_key(stack: Stack) -> str:
-    return f"{stack.settings['ROUTER_KEY_PREFIX']}:pending"
+def lease_of(stack: Stack, lead_id: str) -> float | None:
+    with db(stack) as client:
+        score: float | None = client.zscore(keys(stack).pending, lead_id)  # type: ignore[assignment]
+        return score
 
 
 # --- 1. SIGKILL mid-burst ------------------------------------------------------------------------------
@@ -136,10 +146,9 @@ def test_redelivery_of_an_accepted_lead_posts_nothing(make_stack: Callable[..., 
     # After Ryng accepted it: again messages, an expired lease, and a stale "in task" flag.
     send_task_again(stack, "RD1", times=5)
     expire_lease(stack, "RD1")
-    with redis.Redis.from_url(stack.redis_url) as client:
-        prefix = stack.settings["ROUTER_KEY_PREFIX"]
-        client.hset(f"{prefix}:lead:RD1", "in_task", "1")
-    wait_until(lambda: stack.redis_zscore(pending_key(stack), "RD1") is None, timeout=15,
+    with db(stack) as client:
+        client.hset(keys(stack).lead("RD1"), "in_task", "1")
+    wait_until(lambda: lease_of(stack, "RD1") is None, timeout=15,
                what="the expired lease claimed and closed")
     time.sleep(2)
     assert campaign_counts(stack) == Counter({"RD1": 1})

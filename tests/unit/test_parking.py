@@ -24,8 +24,8 @@ def parking(redis_client: redis.Redis, keys: Keys) -> Parking:
     return Parking(redis_client, keys=keys, lease_seconds=30)
 
 
-def now_ms() -> float:
-    return time.time() * 1000
+def now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def test_park_sets_due_time_and_extends_the_lease(parking: Parking, redis_client: redis.Redis,
@@ -110,15 +110,15 @@ def test_claim_expired_skips_locked_and_parked_leads(redis_client: redis.Redis, 
     assert parking.claim_expired() == []
     lost = redis_client.zscore(keys.pending, "lost")
     assert lost is not None and lost >= before + 40
-    # The locked lead's lease was pushed on; the parked one's lease follows its due time.
+    # The locked lead's lease was pushed on; the parked one's lease follows its due time (claim_due's job).
     locked = redis_client.zscore(keys.pending, "locked")
     assert locked is not None and locked >= before + 40
     due = redis_client.zscore(keys.parked, "parked")
-    assert due is not None and redis_client.zscore(keys.pending, "parked") == due + 2 * 50
+    assert due is not None and redis_client.zscore(keys.pending, "parked") == due + 50
     # Once unlocked and expired again, the locked lead is claimed.
     store.unlock("locked", token="worker-1")
     time.sleep(0.1)
-    assert sorted(parking.claim_expired()) == ["locked", "lost"]
+    assert sorted(parking.claim_expired()) == ["fresh", "locked", "lost"]
     assert parking.claim_due() == ["parked"]
 
 

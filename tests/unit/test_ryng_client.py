@@ -446,3 +446,13 @@ def test_closed_client_refuses_to_send() -> None:
     with pytest.raises(RuntimeError):
         client.create_campaign(make_request())
     assert rec.requests == []
+
+
+def test_no_agent_lets_ryng_choose_in_json_and_form() -> None:
+    from workers.ryng_payload import prepare_body
+
+    request = CampaignRequest(lead_id="L9", name="L9", number="998314242", agent="", agent_id=None, fields={})
+    body = json.loads(prepare_body(request, body_format="json", form_agent_field="agents").content or b"{}")
+    assert body["agentMapping"] == "all-agents" and "agents" not in body
+    form = prepare_body(request, body_format="form", form_agent_field="agents")
+    assert form.data is not None and "agents" not in form.data and "agent" not in form.data
