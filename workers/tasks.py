@@ -24,7 +24,8 @@ def deliver(lead_id: str) -> str:
 
 def enqueue(lead_id: str, *, request_id: str | None = None) -> None:
     """Publish one delivery task for a lead (the lead id and request id travel in the headers)."""
-    deliver.apply_async(args=(lead_id,), headers={"lead_id": lead_id, "request_id": request_id or ""})
+    request_id = request_id or structlog.contextvars.get_contextvars().get("request_id") or ""
+    deliver.apply_async(args=(lead_id,), headers={"lead_id": lead_id, "request_id": request_id})
 
 
 def start_pump() -> Pump:
@@ -48,8 +49,9 @@ def _bind_lead(task: Any = None, args: Any = None, **_: Any) -> None:
     structlog.contextvars.clear_contextvars()
     request = getattr(task, "request", None)
     headers = getattr(request, "headers", None) or {}
-    lead_id = headers.get("lead_id") or (args[0] if args else None)
-    structlog.contextvars.bind_contextvars(lead_id=lead_id, request_id=headers.get("request_id") or None)
+    lead_id = headers.get("lead_id") or getattr(request, "lead_id", None) or (args[0] if args else None)
+    request_id = headers.get("request_id") or getattr(request, "request_id", None) or None
+    structlog.contextvars.bind_contextvars(lead_id=lead_id, request_id=request_id)
 
 
 @task_postrun.connect

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -46,6 +47,7 @@ async def post_lead(request: Request) -> JSONResponse:
     except SignatureError as exc:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"webhook signature rejected: {exc.reason}") from None
     lead = _parse(body)
+    structlog.contextvars.bind_contextvars(lead_id=lead.id)
     state = request.app.state
     try:
         result = await run_in_threadpool(take_lead, lead, store=state.store, enqueue=state.enqueue, source="api")

@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -146,3 +147,37 @@ def test_malformed_json_conflict_and_unknown_lead(stack: Stack) -> None:
     too_big = stack.client.post(f"{stack.api_url}/v1/leads", content=b"x" * 200_000,
                                 headers={"content-type": "application/json"})
     assert too_big.status_code == 413
+
+
+def test_form_data_with_numeric_agent_ids_as_in_the_case_study(
+    make_stack: Callable[..., Stack], tmp_path: Path
+) -> None:
+    routing = tmp_path / "routing.toml"
+    routing.write_text('[[agents]]\nname = "alice"\nid = 10\n\n[[agents]]\nname = "bob"\nid = 20\n\n'
+                       '[[pools]]\nname = "default"\nmembers = ["alice", "bob"]\n')
+    stack = make_stack(RYNG_BODY_FORMAT="form", RYNG_FORM_AGENT_FIELD="agent", ROUTER_ROUTING_FILE=str(routing),
+                       ROUTER_AGENTS="")
+    stack.start_sandbox("--no-calls")
+    stack.start_api()
+    stack.start_worker()
+    for lead_id, number in (("XT243", "998314242"), ("XT250", "893247489")):
+        assert stack.post_lead(lead(lead_id, number, fields={"Product": "Insurance"})).status_code == 202
+        stack.wait_status(lead_id, "posted")
+    campaigns = stack.campaigns()
+    assert [c["body_format"] for c in campaigns] == ["form", "form"]
+    assert [c["rows"][0]["agent"] for c in campaigns] == ["alice", "bob"]
+    assert [c["rows"][0]["agent_id"] for c in campaigns] == [10, 20]
+    assert campaigns[0]["rows"][0]["fields"]["LeadId"] == "XT243"
+
+
+def test_a_real_account_token_is_used_and_never_logged(make_stack: Callable[..., Stack]) -> None:
+    token = "tok-" + "9" * 24
+    stack = make_stack(RYNG_ACCESS_TOKEN=token, SANDBOX_TOKEN=token)
+    stack.start_sandbox("--no-calls", "--token", token)
+    stack.start_api()
+    stack.start_worker()
+    assert stack.post_lead(lead("TOK1")).status_code == 202
+    record = stack.wait_status("TOK1", "posted")
+    assert record["agent"] == "alice"
+    assert stack.sandbox_stats()["by_status"].get("403", 0) == 0
+    assert all(token not in proc.log() for proc in stack.procs if proc.name != "sandbox")
