@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from config.routing import load_routing
 from config.settings import Settings, get_settings
 from router.limits import BodyLimitMiddleware
-from router.routes import callbacks, health, leads
+from router.routes import agents, callbacks, health, leads
 from router.signatures import WebhookVerifier
 from workers.assigner import Assigner
 from workers.callbacks import CallbackRecorder
@@ -56,8 +56,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.counters = Counters(client, keys=keys)
         state.callbacks = CallbackRecorder(client, keys=keys)
         state.assigner = Assigner(
-            client, keys=keys, routing=load_routing(path=settings.router_routing_file, agents=settings.agents)
+            client, keys=keys, routing=load_routing(path=settings.router_routing_file, agents=settings.agents),
+            reservation_timeout_seconds=settings.router_reservation_timeout_seconds,
         )
+        state.pool_names = frozenset(pool.name for pool in state.assigner.routing.pools)
         state.verifier = build_verifier(settings)
         state.enqueue = enqueue
         state.release_capacity = lambda lead_id: state.assigner.release(lead_id=lead_id)
@@ -77,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(leads.router)
     app.include_router(callbacks.router)
     app.include_router(health.router)
+    app.include_router(agents.router)
     _install_handlers(app)
     return app
 

@@ -126,7 +126,8 @@ def import_leads(
     _startup(settings)
     context = build_context(settings)
     try:
-        report = import_csv(path, store=context.store, enqueue=enqueue, source=source)
+        pools = [pool.name for pool in context.assigner.routing.pools]
+        report = import_csv(path, store=context.store, enqueue=enqueue, source=source, pools=pools)
     except (ValueError, UnicodeDecodeError) as exc:
         typer.echo(f"lead-router import: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -158,14 +159,17 @@ def consume(
     broker = url or settings.celery_broker_url or redis_url(settings.redis_url)
     with Connection(broker) as connection:
         typer.echo(f"consuming leads from queue {queue!r}")
+        pools = [pool.name for pool in context.assigner.routing.pools]
         LeadConsumer(connection, queue=queue, store=context.store, enqueue=enqueue, client=context.redis,
-                     source=source).run()
+                     source=source, pools=pools).run()
 
 
 def _register() -> None:
+    from router.cli_agents import register as register_agents
     from router.cli_sandbox import sandbox
 
     app.command("sandbox")(sandbox)
+    register_agents(app)
 
 
 _register()

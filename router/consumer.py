@@ -8,7 +8,7 @@ acked; an invalid one is acked too and kept, with the reason, in a bounded list 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import redis
@@ -32,6 +32,7 @@ class LeadConsumer(ConsumerMixin):
         enqueue: Callable[[str], None],
         client: redis.Redis,
         source: str,
+        pools: Collection[str] | None = None,
     ) -> None:
         self.connection = connection
         self._queue = Queue(queue, durable=True)
@@ -39,6 +40,7 @@ class LeadConsumer(ConsumerMixin):
         self._enqueue = enqueue
         self._redis = client
         self._source = source
+        self._pools = pools
         self._rejected_key = f"{store.keys.prefix}:consume:rejected"
 
     def get_consumers(self, consumer_cls: Callable[..., Consumer], channel: Any) -> list[Consumer]:
@@ -47,7 +49,9 @@ class LeadConsumer(ConsumerMixin):
 
     def on_message(self, body: Any, message: Message) -> None:
         try:
-            result = take_item(decode_message(body), store=self._store, enqueue=self._enqueue, source=self._source)
+            result = take_item(
+                decode_message(body), store=self._store, enqueue=self._enqueue, source=self._source, pools=self._pools
+            )
         except ValueError as exc:
             self._reject(body, str(exc))
             message.ack()

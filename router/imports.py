@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -41,7 +41,7 @@ def validation_message(exc: ValidationError) -> str:
 
 
 def take_item(
-    data: Any, *, store: LeadStore, enqueue: Callable[[str], None], source: str
+    data: Any, *, store: LeadStore, enqueue: Callable[[str], None], source: str, pools: Collection[str] | None = None
 ) -> IntakeResult:
     """Validate one item and take it; raises ValueError with a clear message when it is not a valid lead."""
     try:
@@ -49,7 +49,7 @@ def take_item(
     except ValidationError as exc:
         raise ValueError(validation_message(exc)) from None
     try:
-        return take_lead(lead, store=store, enqueue=enqueue, source=source)
+        return take_lead(lead, store=store, enqueue=enqueue, source=source, pools=pools)
     except IntakeConflict as exc:
         raise ValueError(str(exc)) from None
 
@@ -65,13 +65,18 @@ def read_csv(stream: TextIO) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def import_csv(
-    path: Path, *, store: LeadStore, enqueue: Callable[[str], None], source: str = "csv"
+    path: Path,
+    *,
+    store: LeadStore,
+    enqueue: Callable[[str], None],
+    source: str = "csv",
+    pools: Collection[str] | None = None,
 ) -> ImportReport:
     report = ImportReport()
     with path.open(newline="", encoding="utf-8-sig") as stream:
         for line, data in read_csv(stream):
             try:
-                result = take_item(data, store=store, enqueue=enqueue, source=source)
+                result = take_item(data, store=store, enqueue=enqueue, source=source, pools=pools)
             except ValueError as exc:
                 report.errors.append(f"line {line}: {exc}")
                 continue

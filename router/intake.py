@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import structlog
@@ -15,6 +15,10 @@ log = structlog.get_logger("router.intake")
 
 class IntakeConflict(Exception):
     """The lead id is known with a different payload."""
+
+
+class UnknownPool(ValueError):
+    """The lead names a pool the routing configuration does not have."""
 
 
 class EnqueueFailed(Exception):
@@ -34,8 +38,14 @@ def take_lead(
     store: LeadStore,
     enqueue: Callable[[str], None],
     source: str,
+    pools: Collection[str] | None = None,
 ) -> IntakeResult:
-    """Record first (so a 202 means kept), then enqueue. A crash in between is covered by the lead's lease."""
+    """Record first (so a 202 means kept), then enqueue. A crash in between is covered by the lead's lease.
+
+    `pools`, when given, are the configured pool names: a lead naming another pool is refused (UnknownPool).
+    """
+    if pools is not None and lead.pool is not None and lead.pool not in pools:
+        raise UnknownPool(f"pool: unknown pool {lead.pool!r}; configured pools: {', '.join(sorted(pools))}")
     accepted = store.accept(lead_id=lead.id, payload=lead.normalised(), source=source)
     if accepted.outcome == "conflict":
         raise IntakeConflict(

@@ -46,11 +46,15 @@ class Callback:
 
 
 def parse_body(body: bytes) -> dict[str, Any] | None:
-    """Parse a callback body tolerantly: JSON, JSON with trailing commas, or form-encoded; None if hopeless."""
-    text = body.decode("utf-8", errors="replace").strip()
+    """Parse a callback body tolerantly: JSON, JSON with trailing commas or a comma missing at a line end (as
+    in Ryng's own examples), or form-encoded; None if hopeless."""
+    text = body.decode("utf-8-sig", errors="replace").strip()
     if not text:
         return None
-    for candidate in (text, re.sub(r",\s*([}\]])", r"\1", text)):
+    trimmed = re.sub(r",\s*([}\]])", r"\1", text)
+    # A raw newline cannot sit inside a JSON string: a value's end, a newline, then a quote is a lost comma.
+    mended = re.sub(r'(["\d}\]el])([ \t]*\r?\n\s*")', r"\1,\2", trimmed)
+    for candidate in (text, trimmed, mended):
         try:
             loaded = json.loads(candidate)
         except json.JSONDecodeError:

@@ -91,7 +91,9 @@ def build_context(settings: Settings) -> WorkerContext:
     limiter = RateLimiter(client, keys=keys, limit=settings.ryng_rate_limit_per_min)
     pause = DeliveryPause(client, keys=keys, probe_seconds=settings.router_pause_probe_seconds)
     routing = load_routing(path=settings.router_routing_file, agents=settings.agents)
-    assigner = Assigner(client, keys=keys, routing=routing)
+    assigner = Assigner(
+        client, keys=keys, routing=routing, reservation_timeout_seconds=settings.router_reservation_timeout_seconds
+    )
     base_url, token = ryng_target(settings)
     ryng = RyngClient(
         base_url=base_url,

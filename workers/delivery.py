@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from workers.assigner import Assigner, LeadFacts, Pick
+from workers.rules import UnknownPoolError
 from workers.metrics import Counters
 from workers.parking import Parking
 from workers.pause import DeliveryPause
@@ -122,7 +123,10 @@ class Deliverer:
                 return self._wait(lead_id, reason="ryng_unauthorized", delay=self._pause.probe_seconds)
             probing = True
         if not record.get("agent") and record.get("agent_mapping") != "all-agents":
-            pick = self._pick(lead_id, record)
+            try:
+                pick = self._pick(lead_id, record)
+            except UnknownPoolError as exc:  # the routing file changed under a queued lead
+                return self._bury(lead_id, reason=f"cannot route: {exc}")
             if pick.outcome == "wait":
                 delay = min(max(pick.retry_after_seconds or 5.0, 0.5), 60.0)
                 return self._wait(lead_id, reason="no_agent_eligible", delay=delay)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from router.deps import AdminDep, KeysDep, RedisDep, SettingsDep
 from router.schemas import Problem
@@ -39,7 +39,7 @@ class ReplayBody(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"ids": ["XT243"]}, {"all": True}]})
 
     ids: _IDS = Field(default_factory=list)
-    all: bool = False
+    all: StrictBool = False
 
     @model_validator(mode="after")
     def _one_of(self) -> ReplayBody:

@@ -11,12 +11,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from router.intake import EnqueueFailed, IntakeConflict, take_lead
+from router.intake import EnqueueFailed, IntakeConflict, UnknownPool, take_lead
 from router.records_view import record_view
 from router.schemas import LeadAccepted, LeadIn, LeadRecord, Problem
 from router.signatures import SignatureError
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"])
+log = structlog.get_logger("router.leads")
 
 _LEAD_BODY: dict[str, Any] = {
     "requestBody": {
@@ -45,12 +46,17 @@ async def post_lead(request: Request) -> JSONResponse:
     try:
         verifier.verify(headers=request.headers, body=body)
     except SignatureError as exc:
+        log.warning("webhook_signature_rejected", reason=exc.reason)  # the only trace a refusal leaves
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"webhook signature rejected: {exc.reason}") from None
     lead = _parse(body)
     structlog.contextvars.bind_contextvars(lead_id=lead.id)
     state = request.app.state
     try:
-        result = await run_in_threadpool(take_lead, lead, store=state.store, enqueue=state.enqueue, source="api")
+        result = await run_in_threadpool(
+            take_lead, lead, store=state.store, enqueue=state.enqueue, source="api", pools=state.pool_names
+        )
+    except UnknownPool as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
     except IntakeConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except EnqueueFailed:

@@ -28,8 +28,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-def client() -> Iterator[redis.Redis]:
-    connection = connect("redis://127.0.0.1:6379/15")
+def client(redis_server_url: str) -> Iterator[redis.Redis]:
+    connection = connect(redis_server_url)
     yield connection
     connection.close()
 
@@ -110,8 +110,8 @@ def test_pause_resume_and_patch_through_the_api(api: Api, assigner: Assigner) ->
 
 
 @pytest.fixture
-def cli(keys: Keys, monkeypatch: pytest.MonkeyPatch) -> Iterator[typer.Typer]:
-    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/15")
+def cli(keys: Keys, monkeypatch: pytest.MonkeyPatch, redis_server_url: str) -> Iterator[typer.Typer]:
+    monkeypatch.setenv("REDIS_URL", redis_server_url)
     monkeypatch.setenv("ROUTER_KEY_PREFIX", keys.prefix)
     get_settings.cache_clear()
     app = typer.Typer()

@@ -19,8 +19,8 @@ T0 = 1_766_400_000.0  # Monday 2025-12-22 10:40 UTC
 
 
 @pytest.fixture
-def client() -> Iterator[redis.Redis]:
-    connection = connect("redis://127.0.0.1:6379/15")
+def client(redis_server_url: str) -> Iterator[redis.Redis]:
+    connection = connect(redis_server_url)
     yield connection
     connection.close()
 

@@ -17,7 +17,6 @@ from workers.assigner import Assigner, LeadFacts
 from workers.connections import connect
 from workers.keys import Keys
 
-URL = "redis://127.0.0.1:6379/15"
 NAMES = ["a1", "a2", "a3", "a4", "a5", "a6", "a7"]
 
 
@@ -28,9 +27,9 @@ def routing(capacity: int) -> RoutingConfig:
     })
 
 
-def _worker(prefix: str, worker: int, picks: int, capacity: int, release_every: int,
+def _worker(url: str, prefix: str, worker: int, picks: int, capacity: int, release_every: int,
             queue: multiprocessing.Queue[Any]) -> None:
-    client = connect(URL)
+    client = connect(url)
     assigner = Assigner(client, keys=Keys(prefix), routing=routing(capacity))
     assigner.sync()                                        # every worker syncs at start-up, as in production
     got: list[str | None] = []
@@ -44,11 +43,13 @@ def _worker(prefix: str, worker: int, picks: int, capacity: int, release_every: 
     client.close()
 
 
-def run(prefix: str, *, processes: int, picks: int, capacity: int, release_every: int = 0) -> list[str | None]:
+def run(
+    url: str, prefix: str, *, processes: int, picks: int, capacity: int, release_every: int = 0
+) -> list[str | None]:
     context = multiprocessing.get_context("fork")
     queue: multiprocessing.Queue[Any] = context.Queue()
     shares = [picks // processes + (1 if i < picks % processes else 0) for i in range(processes)]
-    workers = [context.Process(target=_worker, args=(prefix, i, share, capacity, release_every, queue))
+    workers = [context.Process(target=_worker, args=(url, prefix, i, share, capacity, release_every, queue))
                for i, share in enumerate(shares)]
     for process in workers:
         process.start()
@@ -62,17 +63,22 @@ def run(prefix: str, *, processes: int, picks: int, capacity: int, release_every
 
 
 @pytest.fixture
-def prefix() -> Iterator[str]:
+def url(redis_server_url: str) -> str:
+    return redis_server_url
+
+
+@pytest.fixture
+def prefix(url: str) -> Iterator[str]:
     name = f"conc-{uuid.uuid4().hex[:12]}"
     yield name
-    client = connect(URL)
+    client = connect(url)
     for key in client.scan_iter(f"{name}:*"):
         client.delete(key)
     client.close()
 
 
-def test_ten_thousand_picks_by_eight_processes_stay_within_one(prefix: str) -> None:
-    results = run(prefix, processes=8, picks=10_000, capacity=0)
+def test_ten_thousand_picks_by_eight_processes_stay_within_one(url: str, prefix: str) -> None:
+    results = run(url, prefix, processes=8, picks=10_000, capacity=0)
     counts = Counter(results)
     assert sum(counts.values()) == 10_000 and None not in counts
     assert set(counts) == set(NAMES)
@@ -86,11 +92,11 @@ def reservations(client: redis.Redis, prefix: str) -> Counter[str]:
     return held
 
 
-def test_no_reservation_past_capacity_under_contention(prefix: str) -> None:
-    results = run(prefix, processes=8, picks=800, capacity=3)
+def test_no_reservation_past_capacity_under_contention(url: str, prefix: str) -> None:
+    results = run(url, prefix, processes=8, picks=800, capacity=3)
     assigned = Counter(agent for agent in results if agent)
     assert assigned == Counter({name: 3 for name in NAMES})            # 21 slots, 779 told to wait
-    client = connect(URL)
+    client = connect(url)
     try:
         assert reservations(client, prefix) == assigned
         assert all(state.open == 3 for state in AgentStore(client, keys=Keys(prefix)).agents())
@@ -98,9 +104,9 @@ def test_no_reservation_past_capacity_under_contention(prefix: str) -> None:
         client.close()
 
 
-def test_open_counts_match_reservations_with_concurrent_releases(prefix: str) -> None:
-    run(prefix, processes=8, picks=4000, capacity=2, release_every=2)
-    client = connect(URL)
+def test_open_counts_match_reservations_with_concurrent_releases(url: str, prefix: str) -> None:
+    run(url, prefix, processes=8, picks=4000, capacity=2, release_every=2)
+    client = connect(url)
     try:
         held = reservations(client, prefix)
         for state in AgentStore(client, keys=Keys(prefix)).agents():

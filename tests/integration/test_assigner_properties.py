@@ -26,8 +26,8 @@ _ids = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[redis.Redis]:
-    connection = connect("redis://127.0.0.1:6379/15")
+def client(redis_server_url: str) -> Iterator[redis.Redis]:
+    connection = connect(redis_server_url)
     yield connection
     connection.close()
 

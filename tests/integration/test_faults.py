@@ -126,8 +126,12 @@ def test_sigkill_worker_mid_burst_loses_nothing(make_stack: Callable[..., Stack]
     counts = wait_delivered(stack, ids, timeout=120)
     assert time.monotonic() - killed_at < 120
     assert set(counts) == set(ids)
-    assert_duplicates_flagged(stack, counts)
+    dups = assert_duplicates_flagged(stack, counts)
     crashed = [i for i in ids if events(stack.lead(i), "crash")]
+    print(f"killed mid-delivery: {crashed}; sent twice (flagged): {dups}")
+    for i in crashed:
+        print(stack.lead(i)["possible_duplicate"], [(e["event"], e.get("outcome")) for e in stack.lead(i)["history"]])
+    print(stack.sandbox_stats())
     assert crashed, "the kill hit no lead mid-delivery: the test proved nothing"
 
 

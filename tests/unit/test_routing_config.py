@@ -155,7 +155,8 @@ def test_syntax_errors_and_missing_files_are_one_clear_line(tmp_path: Path) -> N
 
 
 def test_the_example_routing_file_is_valid() -> None:
-    example = Path(__file__).parents[2] / "config" / "routing.example.toml"
+    example = Path(__file__).parents[2] / "examples" / "routing.toml"
     config = load_routing(path=str(example), agents=[])
-    assert config.members("life") == ["priya", "rahul"]
-    assert [rule.name for rule in config.rules] == ["life-insurance", "big-ticket"]
+    assert config.members("life") == ["alice", "bob"]
+    assert config.members("motor") == ["bob", "carol"]
+    assert [rule.name for rule in config.rules] == ["life-insurance", "big-motor-from-ads"]
