@@ -17,11 +17,11 @@ from typing import Any
 import structlog
 
 from workers.assigner import Assigner, LeadFacts, Pick
-from workers.rules import UnknownPoolError
 from workers.metrics import Counters
 from workers.parking import Parking
 from workers.pause import DeliveryPause
 from workers.records import FINAL, LeadStore, Status, iso, now_ms
+from workers.rules import UnknownPoolError
 from workers.ryng import CampaignRequest, Outcome, RyngClient, RyngResult
 
 log = structlog.get_logger("workers.delivery")
