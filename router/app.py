@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -11,7 +12,8 @@ import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from config.routing import load_routing
+from config.routing import RoutingConfig
+from config.routing_watch import RoutingWatch
 from config.settings import Settings, get_settings
 from router.limits import BodyLimitMiddleware
 from router.routes import agents, callbacks, health, leads
@@ -55,11 +57,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.pause = DeliveryPause(client, keys=keys, probe_seconds=settings.router_pause_probe_seconds)
         state.counters = Counters(client, keys=keys)
         state.callbacks = CallbackRecorder(client, keys=keys)
-        state.assigner = Assigner(
-            client, keys=keys, routing=load_routing(path=settings.router_routing_file, agents=settings.agents),
-            reservation_timeout_seconds=settings.router_reservation_timeout_seconds,
-        )
-        state.pool_names = frozenset(pool.name for pool in state.assigner.routing.pools)
+        state.routing_watch = watch = RoutingWatch(path=settings.router_routing_file, agents=settings.agents)
+
+        def adopt(routing: RoutingConfig, *, sync: bool = True) -> None:
+            assigner = Assigner(client, keys=keys, routing=routing,
+                                reservation_timeout_seconds=settings.router_reservation_timeout_seconds)
+            if sync:  # a changed routing file: re-register agents and pools (idempotent)
+                assigner.sync()
+            state.assigner, state.pool_names = assigner, frozenset(pool.name for pool in routing.pools)
+
+        adopt(watch.config, sync=False)
+        follower = asyncio.create_task(watch.follow(adopt))
         state.verifier = build_verifier(settings)
         state.enqueue = enqueue
         state.release_capacity = lambda lead_id: state.assigner.release(lead_id=lead_id)
@@ -67,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            follower.cancel()
             client.close()
 
     app = FastAPI(
@@ -102,6 +111,13 @@ def _readiness(client: redis.Redis) -> dict[str, str]:
     return checks
 
 
+def safe_path(path: str) -> str:
+    """A request path fit for logs: the callback secret segment is masked."""
+    if path.startswith("/v1/ryng/"):
+        return "/v1/ryng/***/" + path.rsplit("/", 1)[-1]
+    return path
+
+
 def _install_handlers(app: FastAPI) -> None:
     @app.middleware("http")
     async def bind_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -114,7 +130,7 @@ def _install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(redis.RedisError)
     async def redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
-        log.error("redis_unavailable", error=type(exc).__name__, path=request.url.path)
+        log.error("redis_unavailable", error=type(exc).__name__, path=safe_path(request.url.path))
         return JSONResponse(
             {"detail": "storage (Redis) is unavailable; retry the same request later"}, status_code=503
         )

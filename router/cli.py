@@ -166,10 +166,12 @@ def consume(
 
 def _register() -> None:
     from router.cli_agents import register as register_agents
+    from router.cli_routing import register as register_routing
     from router.cli_sandbox import sandbox
 
     app.command("sandbox")(sandbox)
     register_agents(app)
+    register_routing(app)
 
 
 _register()

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import redis
 
-from config.routing import load_routing
+from config.routing import RoutingConfig
+from config.routing_watch import RoutingWatch
 from config.settings import Settings, get_settings
 from workers.assigner import Assigner
 from workers.connections import connect, redis_url
@@ -40,6 +41,23 @@ class WorkerContext:
     ryng: RyngClient
     counters: Counters
     deliverer: Deliverer
+    routing_watch: RoutingWatch | None = None
+
+    def follow_routing(self) -> bool:
+        """Adopt a changed routing file (looked at every 2 s at most): a new assigner, re-synced to Redis."""
+        return self.routing_watch is not None and self.routing_watch.check(self._adopt_routing)
+
+    def _adopt_routing(self, routing: RoutingConfig) -> None:
+        assigner = Assigner(
+            self.redis, keys=self.keys, routing=routing,
+            reservation_timeout_seconds=self.settings.router_reservation_timeout_seconds,
+        )
+        assigner.sync()
+        self.assigner = assigner
+        self.deliverer = make_deliverer(
+            settings=self.settings, store=self.store, parking=self.parking, limiter=self.limiter,
+            pause=self.pause, assigner=assigner, ryng=self.ryng, counters=self.counters,
+        )
 
     def close(self) -> None:
         self.ryng.close()
@@ -83,6 +101,20 @@ def policy_from(settings: Settings) -> DeliveryPolicy:
     )
 
 
+def make_deliverer(
+    *, settings: Settings, store: LeadStore, parking: Parking, limiter: RateLimiter, pause: DeliveryPause,
+    assigner: Assigner, ryng: RyngClient, counters: Counters,
+) -> Deliverer:
+    def acquire() -> tuple[bool, float]:
+        slot = limiter.acquire()
+        return slot.granted, slot.wait_seconds
+
+    return Deliverer(
+        store=store, parking=parking, limiter_acquire=acquire, pause=pause, assigner=assigner,
+        ryng=ryng, policy=policy_from(settings), counters=counters, sleep=time.sleep,
+    )
+
+
 def build_context(settings: Settings) -> WorkerContext:
     client = connect(redis_url(settings.redis_url))
     keys = Keys(settings.router_key_prefix)
@@ -90,9 +122,9 @@ def build_context(settings: Settings) -> WorkerContext:
     parking = Parking(client, keys=keys, lease_seconds=settings.router_lease_seconds)
     limiter = RateLimiter(client, keys=keys, limit=settings.ryng_rate_limit_per_min)
     pause = DeliveryPause(client, keys=keys, probe_seconds=settings.router_pause_probe_seconds)
-    routing = load_routing(path=settings.router_routing_file, agents=settings.agents)
+    watch = RoutingWatch(path=settings.router_routing_file, agents=settings.agents)
     assigner = Assigner(
-        client, keys=keys, routing=routing, reservation_timeout_seconds=settings.router_reservation_timeout_seconds
+        client, keys=keys, routing=watch.config, reservation_timeout_seconds=settings.router_reservation_timeout_seconds
     )
     base_url, token = ryng_target(settings)
     ryng = RyngClient(
@@ -103,18 +135,13 @@ def build_context(settings: Settings) -> WorkerContext:
         form_agent_field=settings.ryng_form_agent_field,
     )
     counters = Counters(client, keys=keys)
-
-    def acquire() -> tuple[bool, float]:
-        slot = limiter.acquire()
-        return slot.granted, slot.wait_seconds
-
-    deliverer = Deliverer(
-        store=store, parking=parking, limiter_acquire=acquire, pause=pause, assigner=assigner,
-        ryng=ryng, policy=policy_from(settings), counters=counters, sleep=time.sleep,
+    deliverer = make_deliverer(
+        settings=settings, store=store, parking=parking, limiter=limiter, pause=pause, assigner=assigner,
+        ryng=ryng, counters=counters,
     )
     return WorkerContext(
         settings=settings, redis=client, keys=keys, store=store, parking=parking, limiter=limiter,
-        pause=pause, assigner=assigner, ryng=ryng, counters=counters, deliverer=deliverer,
+        pause=pause, assigner=assigner, ryng=ryng, counters=counters, deliverer=deliverer, routing_watch=watch,
     )
 
 
@@ -128,6 +155,7 @@ def get_context() -> WorkerContext:
     if _context is None or _context_pid != os.getpid():
         _context = build_context(get_settings())
         _context_pid = os.getpid()
+    _context.follow_routing()
     return _context
 
 

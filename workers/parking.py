@@ -28,7 +28,7 @@ local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0
 local out = {}
 for _, id in ipairs(expired) do
   if redis.call('ZSCORE', KEYS[2], id) then
-    local due = tonumber(redis.call('ZSCORE', KEYS[2], id))
+    local due = math.max(tonumber(redis.call('ZSCORE', KEYS[2], id)), tonumber(ARGV[1]))
     redis.call('ZADD', KEYS[1], due + tonumber(ARGV[3]), id)
   elseif redis.call('EXISTS', ARGV[4] .. id .. ':lock') == 1 then
     redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[3]), id)

@@ -34,10 +34,15 @@ def start_pump() -> Pump:
 
     context = build_context(get_settings())
     context.assigner.sync()
+
+    def expire_reservations() -> int:
+        context.follow_routing()  # keeps Redis in step with a changed routing file even with no leads coming
+        return context.assigner.expire_reservations()
+
     pump = Pump(
         parking=context.parking,
         enqueue=enqueue,
-        expire_reservations=context.assigner.expire_reservations,
+        expire_reservations=expire_reservations,
         interval=context.settings.router_pump_interval_seconds,
     )
     pump.start()

@@ -69,16 +69,9 @@ class Rig:
     assigner: Assigner
     counters: Counters
     deliverer: Deliverer
-    ryng: Script
+    script: list[Reply]  # Ryng's replies to come, in order
+    sent: list[dict[str, Any]]  # the JSON bodies Ryng received
     sleeps: list[float]
-
-    @property
-    def script(self) -> list[Reply]:
-        return self.ryng.replies
-
-    @property
-    def sent(self) -> list[dict[str, Any]]:
-        return self.ryng.sent
 
     def accept(self, lead_id: str, **payload: Any) -> None:
         body = {"id": lead_id, "number": "+919812345678", "name": "Asha", "pool": None, "agent": None,
@@ -100,10 +93,11 @@ class Rig:
 
 
 def build_rig(client: redis.Redis, keys: Keys, *, capacity: int = 0, rate_limit: int = 1000,
-              rate_window: float = 60.0, probe_seconds: float = 60.0, **policy: Any) -> Rig:
+              rate_window: float = 60.0, probe_seconds: float = 60.0, when_empty: str = "wait",
+              **policy: Any) -> Rig:
     routing = RoutingConfig.model_validate({
         "agents": [{"name": "alice", "capacity": capacity}, {"name": "bob", "capacity": capacity}],
-        "pools": [{"name": "default", "members": ["alice", "bob"]}],
+        "pools": [{"name": "default", "members": ["alice", "bob"], "when_empty": when_empty}],
     })
     store = LeadStore(client, keys=keys, lease_seconds=30)
     parking = Parking(client, keys=keys, lease_seconds=30)
@@ -126,7 +120,7 @@ def build_rig(client: redis.Redis, keys: Keys, *, capacity: int = 0, rate_limit:
         counters=counters, sleep=sleeps.append,
     )
     return Rig(client=client, keys=keys, store=store, parking=parking, pause=pause, assigner=assigner,
-               counters=counters, deliverer=deliverer, ryng=script, sleeps=sleeps)
+               counters=counters, deliverer=deliverer, script=script.replies, sent=script.sent, sleeps=sleeps)
 
 
 @pytest.fixture
@@ -297,6 +291,18 @@ def test_capacity_is_held_by_a_retrying_lead(redis_client: redis.Redis, keys: Ke
     rig.deliverer.run("L1")
     pick = rig.assigner.pick(LeadFacts(lead_id="other", number="+919800000001", fields={}))
     assert pick.agent == "bob"
+
+
+def test_nobody_free_lets_ryng_choose_once_and_for_all(redis_client: redis.Redis, keys: Keys) -> None:
+    rig = build_rig(redis_client, keys, capacity=1, when_empty="ryng")
+    for lead_id in ("L1", "L2", "L3"):
+        rig.accept(lead_id)
+    rig.script += [reply(200), reply(200), reply(500, {"error": True, "message": "Failed"}), reply(200)]
+    assert [rig.deliverer.run(lead_id) for lead_id in ("L1", "L2", "L3")] == ["posted", "posted", "retrying"]
+    assert rig.sent[2]["agentMapping"] == "all-agents" and "agents" not in rig.sent[2]
+    assert rig.record("L3")["agent_mapping"] == "all-agents"
+    assert rig.deliverer.run("L3") == "posted"
+    assert rig.sent[3]["agentMapping"] == "all-agents" and len(rig.events("L3", "pick")) == 1
 
 
 def test_max_attempts_then_dead(redis_client: redis.Redis, keys: Keys) -> None:
