@@ -37,7 +37,7 @@ test-fault: install
 	$(BIN)/python -m pytest -m fault
 
 bench: install  ## benchmarks that print figures
-	$(BIN)/python -m pytest tests/bench -m bench -s -p no:cacheprovider
+	$(BIN)/python -m pytest tests/bench -m bench -s -o python_files='bench_*.py' -p no:cacheprovider
 
 lint: install
 	$(BIN)/ruff check router workers config tests

@@ -1,7 +1,7 @@
 """Picks per second for each strategy beside a raw, minimal Lua round-robin loop on the same Redis.
 
 Run: `.venv/bin/python tests/bench/bench_assigner.py [--picks N] [--url redis://127.0.0.1:6379/15]`
-or `.venv/bin/pytest tests/bench/bench_assigner.py -m bench -s`. Uses a unique key prefix, cleaned after.
+or `make bench`. Uses a unique key prefix, cleaned after.
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ def bench(*, url: str, picks: int) -> list[tuple[str, float]]:
 
 
 @pytest.mark.bench
-def test_bench_assigner() -> None:
-    rows = bench(url="redis://127.0.0.1:6379/15", picks=2000)
+def test_bench_assigner(redis_server_url: str) -> None:
+    rows = bench(url=redis_server_url, picks=2000)
     assert all(rate > 0 for _, rate in rows)
 
 
