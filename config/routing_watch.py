@@ -23,14 +23,15 @@ __all__ = ["RoutingWatch"]
 
 log = structlog.get_logger("config.routing_watch")
 
-_Stamp = tuple[int, int, int] | None
+_Stamp = tuple[int, int, int]
+_MISSING: _Stamp = (-1, -1, -1)
 
 
 def _stamp(path: str) -> _Stamp:
     try:
         info = os.stat(path)
     except OSError:
-        return None
+        return _MISSING
     return info.st_mtime_ns, info.st_size, info.st_ino
 
 
@@ -51,10 +52,10 @@ class RoutingWatch:
         self._interval = interval
         self._clock = clock
         self._lock = threading.Lock()
-        self._stamp = _stamp(path) if path else None
+        self._stamp = _stamp(path) if path else _MISSING
         self._config = load_routing(path=path, agents=self._agents)
         self._checked = clock()
-        self._rejected: _Stamp = None
+        self._rejected: _Stamp | None = None
         self.loaded_at = time.time()
         self.reloads = 0
         self.last_error: str | None = None

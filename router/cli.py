@@ -166,11 +166,14 @@ def consume(
 
 def _register() -> None:
     from router.cli_agents import register as register_agents
+    from router.cli_dead import dead_app, delivery_app
     from router.cli_routing import register as register_routing
     from router.cli_sandbox import sandbox
 
     app.command("sandbox")(sandbox)
     register_agents(app)
+    app.add_typer(dead_app, name="dead", help="Dead letters: list, show, replay, purge.")
+    app.add_typer(delivery_app, name="delivery", help="Delivery to Ryng: status, resume after a 403 pause.")
     register_routing(app)
 
 

@@ -44,7 +44,7 @@ class WorkerContext:
     routing_watch: RoutingWatch | None = None
 
     def follow_routing(self) -> bool:
-        """Adopt a changed routing file (looked at every 2 s at most): a new assigner, re-synced to Redis."""
+        """Adopt a changed routing file: a new assigner, re-registered in Redis; True when it changed."""
         return self.routing_watch is not None and self.routing_watch.check(self._adopt_routing)
 
     def _adopt_routing(self, routing: RoutingConfig) -> None:
@@ -122,7 +122,8 @@ def build_context(settings: Settings) -> WorkerContext:
     parking = Parking(client, keys=keys, lease_seconds=settings.router_lease_seconds)
     limiter = RateLimiter(client, keys=keys, limit=settings.ryng_rate_limit_per_min)
     pause = DeliveryPause(client, keys=keys, probe_seconds=settings.router_pause_probe_seconds)
-    watch = RoutingWatch(path=settings.router_routing_file, agents=settings.agents)
+    # A stat per task (interval 0): a lead the API took under a newly added pool never meets the old file here.
+    watch = RoutingWatch(path=settings.router_routing_file, agents=settings.agents, interval=0.0)
     assigner = Assigner(
         client, keys=keys, routing=watch.config, reservation_timeout_seconds=settings.router_reservation_timeout_seconds
     )

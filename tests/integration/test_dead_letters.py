@@ -18,7 +18,6 @@ import pytest
 import redis
 
 from tests.harness import Stack, wait_until
-from tests.integration.admin_app import start_admin_api
 from workers.connections import connect
 from workers.dead_letters import DeadLetters
 from workers.keys import Keys
@@ -51,7 +50,7 @@ def _steps(stack: Stack, lead_id: str) -> int:
 def stack(make_stack: Callable[..., Stack]) -> Stack:
     stack = make_stack(ROUTER_MAX_DELIVERIES=str(MAX_DELIVERIES), ROUTER_ADMIN_TOKEN=TOKEN)
     stack.start_sandbox("--no-calls")
-    start_admin_api(stack)
+    stack.start_api()
     return stack
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from tests.harness import Stack
-from tests.integration.admin_app import start_admin_api
 
 TOKEN = "schema-admin-token"
 CHECKS = "not_a_server_error,response_schema_conformance"
@@ -45,7 +44,7 @@ def _tested(output: str) -> int:
 def stack(make_stack: Callable[..., Stack]) -> Stack:
     stack = make_stack(ROUTER_ADMIN_TOKEN=TOKEN)
     stack.start_sandbox("--no-calls")
-    start_admin_api(stack)
+    stack.start_api()
     stack.start_worker(concurrency=2)  # leads move on while being fuzzed: records with history get read back
     return stack
 

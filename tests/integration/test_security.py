@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 from tests.harness import Stack
-from tests.integration.admin_app import start_admin_api
 from workers.connections import connect
 
 OLD_KEY, NEW_KEY = secrets.token_bytes(24), secrets.token_bytes(24)
@@ -94,7 +93,7 @@ def stack(make_stack: Callable[..., Stack]) -> Stack:
         ROUTER_WEBHOOK_SECRETS=f"{OLD_SECRET},{NEW_SECRET}", ROUTER_GITHUB_WEBHOOK_SECRET=GITHUB_SECRET,
         ROUTER_ADMIN_TOKEN=ADMIN_TOKEN, ROUTER_CALLBACK_SECRET=CALLBACK_SECRET, LOG_LEVEL="DEBUG",
     )
-    start_admin_api(stack)
+    stack.start_api()
     return stack
 
 
@@ -150,7 +149,7 @@ def test_admin_and_callback_auth_and_no_secret_leaks(stack: Stack, make_stack: C
 
     # Without ROUTER_ADMIN_TOKEN the admin API is off, whatever bearer is sent.
     closed = make_stack(ROUTER_CALLBACK_SECRET=CALLBACK_SECRET)
-    start_admin_api(closed)
+    closed.start_api()
     off = closed.client.get(closed.api_url + "/v1/admin/dead", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert off.status_code == 403
 
