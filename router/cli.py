@@ -10,7 +10,8 @@ import typer
 
 from config.logging import configure_logging
 from config.routing import RoutingConfigError, load_routing
-from config.settings import Settings, SettingsError, get_settings
+from config.settings import Settings
+from router.cli_settings import settings_or_exit
 
 app = typer.Typer(
     name="lead-router",
@@ -18,15 +19,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-def settings_or_exit() -> Settings:
-    """Load settings; a bad one stops the command with one line naming it."""
-    try:
-        return get_settings()
-    except SettingsError as exc:
-        typer.echo(f"lead-router: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _startup(settings: Settings) -> None:

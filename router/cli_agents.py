@@ -18,15 +18,11 @@ agents_app = typer.Typer(help="Agents: list, pause, resume, set weight/capacity.
 
 
 def _store() -> AgentStore:
-    from config.settings import SettingsError, get_settings
+    from router.cli_settings import settings_or_exit
     from workers.connections import connect, redis_url
     from workers.keys import Keys
 
-    try:
-        settings = get_settings()
-    except SettingsError as exc:
-        typer.echo(f"lead-router: {exc}", err=True)
-        raise typer.Exit(2) from None
+    settings = settings_or_exit()
     client = connect(redis_url(settings.redis_url))
     return AgentStore(client, keys=Keys(settings.router_key_prefix))
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from config.settings import Settings
+from router.cli_settings import settings_or_exit
 from workers.dead_letters import BatchResult, DeadLetters
 from workers.pause import DeliveryPause
 
@@ -20,21 +20,11 @@ dead_app = typer.Typer(help="Dead letters: list, show, replay, purge.", no_args_
 delivery_app = typer.Typer(help="Delivery to Ryng: pause status, resume after a 403.", no_args_is_help=True)
 
 
-def _settings() -> Settings:
-    from config.settings import SettingsError, get_settings
-
-    try:
-        return get_settings()
-    except SettingsError as exc:
-        typer.echo(f"lead-router: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-
 def _dead_letters(*, for_replay: bool = False) -> DeadLetters:
     from workers.connections import connect, redis_url
     from workers.keys import Keys
 
-    settings = _settings()
+    settings = settings_or_exit()
     client = connect(redis_url(settings.redis_url))
     keys = Keys(settings.router_key_prefix)
     if not for_replay:
@@ -61,7 +51,7 @@ def _pause() -> DeliveryPause:
     from workers.connections import connect, redis_url
     from workers.keys import Keys
 
-    settings = _settings()
+    settings = settings_or_exit()
     client = connect(redis_url(settings.redis_url))
     return DeliveryPause(
         client, keys=Keys(settings.router_key_prefix), probe_seconds=settings.router_pause_probe_seconds

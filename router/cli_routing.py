@@ -44,7 +44,7 @@ def check(
     ] = None,
 ) -> None:
     """Validate FILE (TOML or YAML): exit 0 with a summary, or exit 2 with one line per mistake."""
-    from router.cli import settings_or_exit
+    from router.cli_settings import settings_or_exit
 
     settings = settings_or_exit()
     path = str(file) if file is not None else settings.router_routing_file

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,26 +19,10 @@ from config.settings import Settings, get_settings
 from router.cli_agents import register
 from router.routes.agents import router
 from workers.assigner import Assigner, LeadFacts
-from workers.connections import connect
 from workers.keys import Keys
 
 TOKEN = "admin-secret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-def client(redis_server_url: str) -> Iterator[redis.Redis]:
-    connection = connect(redis_server_url)
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def keys(client: redis.Redis) -> Iterator[Keys]:
-    prefix = Keys(f"adm-{uuid.uuid4().hex[:12]}")
-    yield prefix
-    for key in client.scan_iter(f"{prefix.prefix}:*"):
-        client.delete(key)
 
 
 @pytest.fixture

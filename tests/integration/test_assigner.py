@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,25 +10,9 @@ import redis
 from config.routing import RoutingConfig, load_routing
 from workers.agents import AgentStore
 from workers.assigner import Assigner, LeadFacts, Pick, Skip
-from workers.connections import connect
 from workers.keys import Keys
 
 T0 = 1_766_400_000.0  # Monday 2025-12-22 10:40 UTC
-
-
-@pytest.fixture
-def client(redis_server_url: str) -> Iterator[redis.Redis]:
-    connection = connect(redis_server_url)
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def keys(client: redis.Redis) -> Iterator[Keys]:
-    prefix = Keys(f"test-{uuid.uuid4().hex[:12]}")
-    yield prefix
-    for key in client.scan_iter(f"{prefix.prefix}:*"):
-        client.delete(key)
 
 
 def make(client: redis.Redis, keys: Keys, spec: dict[str, Any], **options: Any) -> Assigner:
