@@ -16,7 +16,7 @@ from config.routing import RoutingConfig
 from config.routing_watch import RoutingWatch
 from config.settings import Settings, get_settings
 from router.limits import BodyLimitMiddleware
-from router.routes import admin, agents, callbacks, health, leads
+from router.routes import admin, agents, callbacks, health, leads, routing
 from router.signatures import WebhookVerifier
 from workers.assigner import Assigner
 from workers.callbacks import CallbackRecorder
@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(callbacks.router)
     app.include_router(health.router)
     app.include_router(agents.router)
+    app.include_router(routing.router)
     app.include_router(admin.router)
     _install_handlers(app)
     return app

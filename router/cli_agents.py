@@ -38,9 +38,27 @@ def _clock(seconds: float | None) -> str:
     return datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S") if seconds else "-"
 
 
-def _state(agent: AgentState) -> str:
+def _off_shift_now(names: list[str]) -> set[str]:
+    """The agents off shift now by the routing file's schedules (none when the file cannot be read)."""
+    from datetime import UTC
+
+    from config.routing import RoutingConfigError, load_routing
+    from router.cli_settings import settings_or_exit
+    from workers.schedule import off_shift
+
+    settings = settings_or_exit()
+    try:
+        routing = load_routing(path=settings.router_routing_file, agents=settings.agents)
+    except RoutingConfigError:
+        return set()
+    return set(off_shift(routing, names, datetime.now(UTC)))
+
+
+def _state(agent: AgentState, *, off_shift: bool = False) -> str:
     if agent.paused:
         return f"paused ({agent.pause_reason})"
+    if off_shift:
+        return "off shift"
     if agent.wrap_up_until:
         return f"wrap-up until {_clock(agent.wrap_up_until)[11:]}"
     if agent.capacity and agent.open >= agent.capacity:
@@ -68,8 +86,9 @@ def list_agents(
     if not agents:
         typer.echo("no agents registered yet (a worker registers them at start-up)")
         return
+    off = _off_shift_now([agent.name for agent in agents])
     rows = [
-        [agent.name, str(agent.agent_id or "-"), _state(agent), str(agent.weight),
+        [agent.name, str(agent.agent_id or "-"), _state(agent, off_shift=agent.name in off), str(agent.weight),
          f"{agent.open}/{agent.capacity or 'unlimited'}", str(agent.assigned),
          _clock(agent.last_assigned_at), "" if agent.configured else "removed"]
         for agent in agents

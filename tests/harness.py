@@ -41,15 +41,18 @@ def redis_answers(url: str) -> bool:
         return False
 
 
-def wait_until(check: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.1, what: str = "") -> T:
+def wait_until(
+    check: Callable[[], T | None], *, timeout: float = 30.0, interval: float = 0.1, what: str = ""
+) -> T:
     """Poll `check` until it returns something truthy; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    last: T = check()
+    last = check()
     while not last:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
         time.sleep(interval)
         last = check()
+    assert last is not None
     return last
 
 

@@ -243,6 +243,7 @@ class Deliverer:
         if result.retry_after:
             delay = max(delay, min(result.retry_after, self._policy.backoff_max_seconds))
         self._store.transition(lead_id, Status.RETRYING, wait_reason="", retry_in_seconds=round(delay, 2))
+        self._store.event(lead_id, "retry_scheduled", attempt=attempt, delay_seconds=round(delay, 3))
         self._parking.park(lead_id, delay_seconds=delay)
         return "retrying"
 

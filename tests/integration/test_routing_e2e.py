@@ -19,7 +19,7 @@ from tests.harness import ROOT, Proc, Stack, cli, wait_until
 
 ADMIN_TOKEN = "e2e-admin-token"
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-AGENTS = "alice:10,bob:20,carol:30,dave:40,erin:50"
+AGENTS = "alice:10,bob:20,carol:30,dave:40,erin:50,frank:60"
 
 ROUTING = """
 default_pool = "general"
@@ -40,6 +40,10 @@ id = 40
 name = "erin"
 id = 50
 capacity = 1
+[[agents]]
+name = "frank"
+id = 60
+schedule = { timezone = "Asia/Kolkata", days = [] }   # never on shift
 
 [[pools]]
 name = "life"
@@ -47,7 +51,7 @@ members = ["alice", "bob"]
 
 [[pools]]
 name = "general"
-members = ["carol", "dave"]
+members = ["carol", "dave", "frank"]
 
 [[pools]]
 name = "vip"
@@ -112,6 +116,8 @@ def test_rules_send_life_insurance_to_one_pool_and_the_rest_to_another(
     assert (life["pool"], life["rule"], life["strategy"]) == ("life", "life-insurance", "round_robin")
     assert (other["pool"], other["rule"]) == ("general", None)
     assert picks(life)[0]["rule"] == "life-insurance" and picks(other)[0]["rule"] == ""
+    assert picks(life)[0]["skipped"] == []
+    assert picks(other)[0]["skipped"] == [{"agent": "frank", "reason": "off_shift"}]
 
     explained = run_cli(stack, "explain", "L2")
     assert explained.returncode == 0, explained.stderr
@@ -120,7 +126,13 @@ def test_rules_send_life_insurance_to_one_pool_and_the_rest_to_another(
     assert pools.returncode == 0, pools.stderr
     rows = {line.split()[0]: line.split() for line in pools.stdout.splitlines()[1:]}
     assert rows["life"][1:4] == ["round_robin", "alice,bob", "bob"]  # strategy, members, last agent picked
-    assert rows["general"][1:4] == ["round_robin", "carol,dave", "dave"]
+    assert rows["general"][1:4] == ["round_robin", "carol,dave,frank", "dave"]
+    table = run_cli(stack, "agents", "list")
+    assert "off shift" in next(line for line in table.stdout.splitlines() if line.startswith("frank"))
+    view = stack.client.get(f"{stack.api_url}/v1/admin/routing", headers=AUTH).json()
+    assert {s["name"]: s["on_shift"] for s in view["shifts"]}["frank"] is False
+    assert [rule["name"] for rule in view["config"]["rules"]] == ["life-insurance", "vip-customers"]
+    assert view["reloads"] == 0 and view["last_error"] is None
 
 
 def test_a_paused_agent_gets_nothing_until_resumed(make_stack: Callable[..., Stack], tmp_path: Path) -> None:
@@ -269,12 +281,15 @@ def test_a_changed_routing_file_is_picked_up_while_running(
     routing_file.write_text(invalid, encoding="utf-8")
     lines = invalid.splitlines()
     strategy_line, weight_line = lines.index('strategy = "fastest"') + 1, lines.index("weight = 0") + 1
-    mistakes = [f"line {strategy_line}: pools.4.strategy: Input should be", f"line {weight_line}: agents.5.weight"]
+    mistakes = [f"line {strategy_line}: pools.4.strategy: Input should be", f"line {weight_line}: agents.6.weight"]
     for proc in (p for p in stack.procs if p.name != "sandbox"):  # the API and the worker (its pump)
         reported = wait_until(partial(_rejections, proc, 2), timeout=10, what=f"{proc.name} to log the mistakes")
         assert all(any(m in line for line in reported) for m in mistakes), reported
     assert stack.post_lead(lead("R4", "940000004", Product="Life Insurance")).status_code == 202
     assert stack.wait_status("R4", *DONE)["agent"] == "carol"  # the configuration in force stayed
+    view = stack.client.get(f"{stack.api_url}/v1/admin/routing", headers=AUTH).json()
+    assert view["reloads"] == 1 and all(m in view["last_error"] for m in mistakes)
+    assert [pool["name"] for pool in view["config"]["pools"]] == ["life", "general", "vip", "health"]
     checked = run_cli(stack, "routing", "check")
     assert checked.returncode == 2
     assert len(checked.stderr.splitlines()) == 2 and all(m in checked.stderr for m in mistakes), checked.stderr
@@ -286,6 +301,6 @@ def test_routing_check_summarises_a_valid_file(tmp_path: Path) -> None:
     result = subprocess.run(cli("routing", "check", str(path)), cwd=ROOT, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr
-    assert "5 agents, 3 pools, 2 rules" in result.stdout
+    assert "6 agents, 3 pools, 2 rules" in result.stdout
     assert "pool vip: round_robin; members erin; when empty: wait up to 60s" in result.stdout
     assert "rule life-insurance → pool life" in result.stdout
