@@ -38,9 +38,14 @@ def _claim_database(base_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_server_url() -> Iterator[str]:
-    """A Redis database of this session's own: local (never db 0), or an embedded Valkey's db 1."""
+    """A Redis database of this session's own: local (never db 0), or an embedded Valkey's db 1.
+
+    `LEAD_ROUTER_TEST_REDIS_URL` names another server; `LEAD_ROUTER_TEST_EMBEDDED=1` forces the embedded one
+    (as on a machine with no Redis).
+    """
     configured = os.environ.get("LEAD_ROUTER_TEST_REDIS_URL")
-    if configured or redis_answers(LOCAL_REDIS):
+    force_embedded = os.environ.get("LEAD_ROUTER_TEST_EMBEDDED") == "1"
+    if configured or (not force_embedded and redis_answers(LOCAL_REDIS)):
         with _claim_database((configured or LOCAL_REDIS).rstrip("/")) as url:
             yield url
     else:
