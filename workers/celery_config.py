@@ -26,3 +26,6 @@ worker_enable_soft_shutdown_on_idle = True
 task_default_queue = "leads"
 task_time_limit = 600
 task_soft_time_limit = 300
+# Publishing fails fast when the broker is down: the API answers 503 and the lead's lease re-queues it later.
+broker_connection_timeout = 2.0
+task_publish_retry_policy = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}

@@ -182,3 +182,22 @@ def test_a_real_account_token_is_used_and_never_logged(make_stack: Callable[...,
     assert record["agent"] == "alice"
     assert stack.sandbox_stats()["by_status"].get("403", 0) == 0
     assert all(token not in proc.log() for proc in stack.procs if proc.name != "sandbox")
+
+
+def test_broker_down_answers_503_and_the_recorded_lead_is_delivered_later(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(ROUTER_LEASE_SECONDS="2")
+    stack.start_sandbox("--no-calls")
+    stack.settings["CELERY_BROKER_URL"] = "redis://127.0.0.1:1/0"  # the API's broker is unreachable
+    stack.start_api()
+    started = time.monotonic()
+    response = stack.post_lead(lead("BROKER1"))
+    assert response.status_code == 503 and "retry" in response.json()["detail"]
+    assert time.monotonic() - started < 5
+    assert stack.lead("BROKER1")["status"] == "accepted"  # recorded, not yet queued
+    readiness = stack.client.get(f"{stack.api_url}/readyz")
+    assert readiness.status_code == 503 and readiness.json()["checks"]["broker"].startswith("unreachable")
+    del stack.settings["CELERY_BROKER_URL"]  # the workers' broker works: the lease brings the lead back
+    stack.start_worker()
+    stack.wait_status("BROKER1", "posted", timeout=30)
+    assert [c["name"] for c in stack.campaigns()] == ["BROKER1"]
+    assert stack.post_lead(lead("BROKER1")).json()["status"] == "posted"  # the client's retry: 200, no repost
