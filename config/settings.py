@@ -142,6 +142,11 @@ class Settings(BaseSettings):
         return _split(self.router_agents)
 
     @property
+    def delivery_lock_seconds(self) -> float:
+        """How long a worker holds a lead: the lease, but never shorter than the longest Ryng request."""
+        return max(self.router_lease_seconds, 2 * self.ryng_timeout_seconds + 5)
+
+    @property
     def ryng_url(self) -> str | None:
         """The Ryng REST base URL, or None when the sandbox is in use."""
         if self.ryng_base_url:

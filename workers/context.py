@@ -118,9 +118,12 @@ def make_deliverer(
 def build_context(settings: Settings) -> WorkerContext:
     client = connect(redis_url(settings.redis_url))
     keys = Keys(settings.router_key_prefix)
-    store = LeadStore(client, keys=keys, lease_seconds=settings.router_lease_seconds)
+    store = LeadStore(
+        client, keys=keys, lease_seconds=settings.router_lease_seconds, lock_seconds=settings.delivery_lock_seconds
+    )
     parking = Parking(client, keys=keys, lease_seconds=settings.router_lease_seconds)
-    limiter = RateLimiter(client, keys=keys, limit=settings.ryng_rate_limit_per_min)
+    # One second of margin on Ryng's minute: network delay may move a request into Ryng's next window.
+    limiter = RateLimiter(client, keys=keys, limit=settings.ryng_rate_limit_per_min, window_seconds=61.0)
     pause = DeliveryPause(client, keys=keys, probe_seconds=settings.router_pause_probe_seconds)
     # A stat per task (interval 0): a lead the API took under a newly added pool never meets the old file here.
     watch = RoutingWatch(path=settings.router_routing_file, agents=settings.agents, interval=0.0)

@@ -241,7 +241,9 @@ class Deliverer:
             return self._bury(lead_id, reason=f"gave up after {attempt} attempts: {result.message}")
         delay = self._policy.backoff(attempt)
         if result.retry_after:
-            delay = max(delay, min(result.retry_after, self._policy.backoff_max_seconds))
+            # Honour Ryng's Retry-After, with jitter on top so the waiting leads do not return in one burst.
+            floor = min(result.retry_after, self._policy.backoff_max_seconds)
+            delay = max(delay, floor + random.uniform(0, self._policy.backoff_base_seconds))
         self._store.transition(lead_id, Status.RETRYING, wait_reason="", retry_in_seconds=round(delay, 2))
         self._store.event(lead_id, "retry_scheduled", attempt=attempt, delay_seconds=round(delay, 3))
         self._parking.park(lead_id, delay_seconds=delay)

@@ -96,10 +96,13 @@ class Accepted:
 class LeadStore:
     """Reads and writes lead records; every write is one atomic Redis call or a MULTI pipeline."""
 
-    def __init__(self, client: redis.Redis, *, keys: Keys, lease_seconds: float = 60.0) -> None:
+    def __init__(
+        self, client: redis.Redis, *, keys: Keys, lease_seconds: float = 60.0, lock_seconds: float | None = None
+    ) -> None:
         self._redis = client
         self._keys = keys
         self._lease_ms = int(lease_seconds * 1000)
+        self._lock_ms = int((lock_seconds or lease_seconds) * 1000)
         self._accept = client.register_script(_ACCEPT)
         self._transition = client.register_script(_TRANSITION)
 
@@ -182,8 +185,8 @@ class LeadStore:
         return [json.loads(item) for item in raw]
 
     def lock(self, lead_id: str, *, token: str) -> bool:
-        """Take the lead's delivery lock for one lease; False when another worker holds it."""
-        return bool(self._redis.set(self._keys.lead_lock(lead_id), token, nx=True, px=self._lease_ms))
+        """Take the lead's delivery lock (it outlasts a Ryng request); False when another worker holds it."""
+        return bool(self._redis.set(self._keys.lead_lock(lead_id), token, nx=True, px=self._lock_ms))
 
     def unlock(self, lead_id: str, *, token: str) -> None:
         self._redis.eval(

@@ -1,5 +1,6 @@
 """Fault tests on real processes (issue 4, items 1-6): kill -9, redelivery, long waits, Redis restart,
-Ryng storms and SIGTERM. Real Redis (an embedded Valkey per module), real Celery workers, the sandbox over HTTP.
+Ryng storms and SIGTERM. Real Redis (the session's database; test 4 its own Valkey with AOF), real Celery
+workers, the sandbox over HTTP.
 
 Every test checks the two promises: nothing accepted is lost, and a lead that reached Ryng more than once is
 flagged `possible_duplicate` on its record.
@@ -12,7 +13,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import pytest
 import redis
 from celery import Celery
 
-from tests.harness import Stack, embedded_redis, wait_until
+from tests.harness import Stack, wait_until
 from workers.agents import AgentStore
 from workers.embedded import start_embedded
 from workers.keys import Keys
@@ -30,17 +31,6 @@ from workers.keys import Keys
 pytestmark = pytest.mark.fault
 
 DELIVERED = ("posted", "connected", "completed")
-
-
-@pytest.fixture(scope="module")
-def redis_server_url() -> Iterator[str]:
-    """Our own server: these tests restart and flood it, so they never share one with other suites."""
-    configured = os.environ.get("LEAD_ROUTER_TEST_REDIS_URL")
-    if configured:
-        yield configured.rstrip("/")
-        return
-    with embedded_redis() as server:
-        yield f"redis://127.0.0.1:{server.port}"
 
 
 # --- helpers -------------------------------------------------------------------------------------------

@@ -192,10 +192,14 @@ def test_retry_after_stretches_the_backoff_up_to_the_maximum(rig: Rig) -> None:
     rig.accept("L1")
     rig.script += [reply(429, {"error": True, "message": "slow down"}, **{"Retry-After": "20"})]
     assert rig.deliverer.run("L1") == "retrying"
-    assert float(rig.record("L1")["retry_in_seconds"]) == 20.0
-    rig.script += [reply(429, {"error": True, "message": "slow down"}, **{"Retry-After": "9999"})]
-    assert rig.deliverer.run("L1") == "retrying"
-    assert float(rig.record("L1")["retry_in_seconds"]) == 30.0  # capped by backoff_max_seconds
+    assert 20.0 <= float(rig.record("L1")["retry_in_seconds"]) <= 22.0  # Retry-After plus up to base of jitter
+    delays = []
+    for _ in range(6):
+        rig.script += [reply(429, {"error": True, "message": "slow down"}, **{"Retry-After": "9999"})]
+        assert rig.deliverer.run("L1") in ("retrying", "dead")
+        delays.append(float(rig.record("L1")["retry_in_seconds"]))
+    assert all(30.0 <= delay <= 32.0 for delay in delays)  # capped by backoff_max_seconds, then jittered
+    assert len(set(delays)) > 1
 
 
 def test_ambiguous_then_accepted_is_flagged_possible_duplicate(rig: Rig) -> None:
