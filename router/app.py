@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -126,8 +127,14 @@ def _install_handlers(app: FastAPI) -> None:
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id[:64])
+        started = time.perf_counter()
         response = await call_next(request)
         response.headers["x-request-id"] = request_id[:64]
+        if request.url.path not in ("/healthz", "/readyz", "/metrics"):
+            log.info(
+                "http_request", method=request.method, path=safe_path(request.url.path),
+                status=response.status_code, duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
         return response
 
     @app.exception_handler(redis.RedisError)

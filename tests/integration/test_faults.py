@@ -61,8 +61,8 @@ def wait_delivered(stack: Stack, ids: Sequence[str], *, timeout: float) -> Count
         missing = sorted(wanted - set(campaign_counts(stack)))
         detail = {i: stack.lead(i) for i in missing[:3]}
         raise AssertionError(f"no campaign for {missing}: {detail}") from None
-    for lead_id in ids:
-        stack.wait_status(lead_id, *DELIVERED, timeout=15)
+    for lead_id in ids:  # a killed worker's lead is held until its lock expires (2 x RYNG_TIMEOUT_SECONDS + 5)
+        stack.wait_status(lead_id, *DELIVERED, timeout=60)
     return campaign_counts(stack)
 
 
@@ -112,7 +112,7 @@ def test_sigkill_worker_mid_burst_loses_nothing(make_stack: Callable[..., Stack]
     The first four requests are recorded by the sandbox at once but answered late, so the killed worker's
     two in-flight leads did reach Ryng: they are sent again, and must be flagged as possible duplicates.
     """
-    stack = make_stack(ROUTER_LEASE_SECONDS="5")
+    stack = make_stack(ROUTER_LEASE_SECONDS="5", RYNG_TIMEOUT_SECONDS="5")
     assert "CELERY_VISIBILITY_TIMEOUT" not in stack.env
     stack.start_sandbox("--no-calls", "--rate-limit", "6000", "--latency-ms", "800")
     stack.start_api()
