@@ -82,6 +82,8 @@ def run_all(settings: Settings, *, concurrency: int, flower_port: int | None = 5
     env["ROUTER_PUBLIC_URL"] = public_url
     if settings.router_callback_secret is None:
         env["ROUTER_CALLBACK_SECRET"] = secrets.token_urlsafe(24)
+    if settings.router_admin_token is None:
+        env["ROUTER_ADMIN_TOKEN"] = secrets.token_urlsafe(18)
     exe = [sys.executable, "-m", "router.cli"]
     supervisor = Supervisor()
     where = {"redis": f"{env.get('REDIS_URL') or settings.redis_url}" + (" (embedded Valkey)" if server else "")}
@@ -110,6 +112,8 @@ def run_all(settings: Settings, *, concurrency: int, flower_port: int | None = 5
             print("lead-router run: the API did not start", file=sys.stderr)
             return 1
         where["api"] = f"{public_url}  (docs {public_url}/docs)"
+        if settings.router_admin_token is None:
+            where["admin"] = f"{public_url}/v1/admin  (Authorization: Bearer {env['ROUTER_ADMIN_TOKEN']})"
         where["worker"] = f"{concurrency} process(es); agents {env['ROUTER_AGENTS']}"
         lines = [f"{name:<8} {value}" for name, value in where.items()]
         lines += [
