@@ -23,7 +23,8 @@ class SettingsError(Exception):
 class Settings(BaseSettings):
     """All settings; field names map to upper-case environment variables."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # An empty variable (`ROUTER_ROUTING_FILE=` as in .env.example) means "not set": the default applies.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True)
 
     # --- Ryng ---------------------------------------------------------------------------------------
     ryng_base_url: str | None = Field(default=None, description="Ryng REST base URL")

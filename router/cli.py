@@ -6,18 +6,21 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import redis
 import typer
 
 from config.logging import configure_logging
 from config.routing import RoutingConfigError, load_routing
-from config.settings import Settings
+from config.settings import Settings, get_settings
 from router.cli_settings import settings_or_exit
+from workers.connections import redis_url
 
 app = typer.Typer(
     name="lead-router",
     help="Routes CRM leads to Ryng agents: a cross-campaign round robin, paced and delivered at least once.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
 
 
@@ -173,7 +176,12 @@ _register()
 
 
 def main() -> None:
-    app(prog_name="lead-router")
+    try:
+        app(prog_name="lead-router")
+    except redis.ConnectionError as exc:  # an operator command with no Redis to talk to: one line, no traceback
+        url = redis_url(get_settings().redis_url)
+        typer.echo(f"lead-router: cannot reach Redis at {url} ({exc}); set REDIS_URL", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ from pydantic import ValidationError
 
 from router.intake import IntakeConflict, IntakeResult, take_lead
 from router.schemas import LeadIn
+from workers.json_input import loads_untrusted
 from workers.records import LeadStore
 
 KNOWN_COLUMNS = ("id", "number", "name", "pool", "agent")
@@ -93,7 +93,7 @@ def decode_message(body: Any) -> Any:
         body = body.decode("utf-8")
     if isinstance(body, str):
         try:
-            return json.loads(body)
-        except json.JSONDecodeError as exc:
+            return loads_untrusted(body)
+        except ValueError as exc:
             raise ValueError(f"message is not JSON: {exc}") from None
     return body

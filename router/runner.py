@@ -68,6 +68,22 @@ def wait_http(url: str, *, timeout: float = 30.0) -> bool:
     return False
 
 
+def sandbox_agents(settings: Settings, agents: str) -> str:
+    """The sandbox's `--agents` (username:id, ...): the router's agents, with their Ryng ids where known."""
+    from config.routing import load_routing
+
+    routing = load_routing(path=settings.router_routing_file, agents=[a for a in agents.split(",") if a.strip()])
+    taken = {agent.id for agent in routing.agents if agent.id is not None}
+    next_id = max(taken, default=0) + 10
+    pairs = []
+    for agent in routing.agents:
+        agent_id = agent.id
+        if agent_id is None:
+            agent_id, next_id = next_id, next_id + 10
+        pairs.append(f"{agent.name}:{agent_id}")
+    return ",".join(pairs)
+
+
 def run_all(settings: Settings, *, concurrency: int, flower_port: int | None = 5555) -> int:
     """Start everything on embedded defaults; print what runs where; stop cleanly."""
     from workers.embedded import start_embedded
@@ -92,8 +108,11 @@ def run_all(settings: Settings, *, concurrency: int, flower_port: int | None = 5
         if settings.uses_sandbox:
             sandbox_base = f"http://{settings.sandbox_host}:{settings.sandbox_port}"
             env.setdefault("RYNG_BASE_URL", f"{sandbox_base}/rest-api/v1")
-            supervisor.spawn("sandbox", [*exe, "sandbox", "--host", settings.sandbox_host,
-                                         "--port", str(settings.sandbox_port)], env)
+            supervisor.spawn("sandbox", [
+                *exe, "sandbox", "--host", settings.sandbox_host, "--port", str(settings.sandbox_port),
+                "--token", settings.sandbox_token, "--rate-limit", str(settings.ryng_rate_limit_per_min),
+                "--agents", sandbox_agents(settings, env["ROUTER_AGENTS"]),
+            ], env)
             if not wait_http(f"{sandbox_base}/_sandbox/stats"):
                 print("lead-router run: the Ryng sandbox did not start", file=sys.stderr)
                 return 1
@@ -117,6 +136,9 @@ def run_all(settings: Settings, *, concurrency: int, flower_port: int | None = 5
         where["worker"] = f"{concurrency} process(es); agents {env['ROUTER_AGENTS']}"
         lines = [f"{name:<8} {value}" for name, value in where.items()]
         lines += [
+            "",
+            "Operator commands (lead-router agents list, explain ID, dead list, ...) in another terminal:",
+            f"  export REDIS_URL={env['REDIS_URL']}" if server else "  (they use the same REDIS_URL)",
             "",
             "Route a lead:",
             f"  curl -X POST {public_url}/v1/leads -H 'content-type: application/json' \\",

@@ -10,6 +10,7 @@ from typing import Any
 
 import redis
 
+from workers.json_input import loads_untrusted
 from workers.keys import Keys
 from workers.records import iso
 
@@ -56,8 +57,8 @@ def parse_body(body: bytes) -> dict[str, Any] | None:
     mended = re.sub(r'(["\d}\]el])([ \t]*\r?\n\s*")', r"\1,\2", trimmed)
     for candidate in (text, trimmed, mended):
         try:
-            loaded = json.loads(candidate)
-        except json.JSONDecodeError:
+            loaded = loads_untrusted(candidate)
+        except ValueError:
             continue
         return loaded if isinstance(loaded, dict) else None
     if "=" in text and "{" not in text:

@@ -11,17 +11,24 @@ class Keys:
 
     prefix: str = "lr"
 
+    # Each kind of per-lead key has a namespace of its own, with the lead id last: lead ids may contain ':'
+    # and any suffix, so no lead id can ever name another lead's key.
+
     def lead(self, lead_id: str) -> str:
         """Hash: the lead record."""
         return f"{self.prefix}:lead:{lead_id}"
 
     def lead_events(self, lead_id: str) -> str:
         """List: the lead's history (attempts, picks, callbacks), JSON entries."""
-        return f"{self.prefix}:lead:{lead_id}:events"
+        return f"{self.prefix}:events:{lead_id}"
+
+    @property
+    def lock_prefix(self) -> str:
+        return f"{self.prefix}:lock:"
 
     def lead_lock(self, lead_id: str) -> str:
         """String with TTL: held by the worker delivering this lead."""
-        return f"{self.prefix}:lead:{lead_id}:lock"
+        return f"{self.lock_prefix}{lead_id}"
 
     @property
     def pending(self) -> str:
@@ -52,6 +59,10 @@ class Keys:
     def probe(self) -> str:
         """String with TTL: the right to send one probe while paused."""
         return f"{self.prefix}:ryng:probe"
+
+    def webhook(self, webhook_id: str) -> str:
+        """String with TTL: the lead a signed webhook (by its `webhook-id`) delivered."""
+        return f"{self.prefix}:webhook:{webhook_id}"
 
     def callback(self, call_key: str) -> str:
         """String with TTL: marks a callback already applied (dedup)."""

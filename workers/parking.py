@@ -30,7 +30,7 @@ for _, id in ipairs(expired) do
   if redis.call('ZSCORE', KEYS[2], id) then
     local due = math.max(tonumber(redis.call('ZSCORE', KEYS[2], id)), tonumber(ARGV[1]))
     redis.call('ZADD', KEYS[1], due + tonumber(ARGV[3]), id)
-  elseif redis.call('EXISTS', ARGV[4] .. id .. ':lock') == 1 then
+  elseif redis.call('EXISTS', ARGV[4] .. id) == 1 then
     redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[3]), id)
   else
     redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[3]), id)
@@ -97,7 +97,7 @@ class Parking:
         """Leads whose lease ran out with nobody working on them: lost on the way, to be enqueued again."""
         claimed: list[str] = self._claim_expired(
             keys=[self._keys.pending, self._keys.parked],
-            args=[now_ms(), limit, self._lease_ms, f"{self._keys.prefix}:lead:"],
+            args=[now_ms(), limit, self._lease_ms, self._keys.lock_prefix],
         )
         return claimed
 

@@ -184,6 +184,15 @@ class LeadStore:
         raw: list[str] = self._redis.lrange(self._keys.lead_events(lead_id), 0, -1)  # type: ignore[assignment]
         return [json.loads(item) for item in raw]
 
+    def remember_webhook(self, webhook_id: str, *, lead_id: str, ttl_seconds: int = 7 * 24 * 3600) -> None:
+        """Note which lead a webhook delivery carried (the first one wins)."""
+        self._redis.set(self._keys.webhook(webhook_id), lead_id, nx=True, ex=ttl_seconds)
+
+    def webhook_lead(self, webhook_id: str) -> str | None:
+        """The lead an earlier delivery with this `webhook-id` carried, if any."""
+        lead_id: str | None = self._redis.get(self._keys.webhook(webhook_id))  # type: ignore[assignment]
+        return lead_id
+
     def lock(self, lead_id: str, *, token: str) -> bool:
         """Take the lead's delivery lock (it outlasts a Ryng request); False when another worker holds it."""
         return bool(self._redis.set(self._keys.lead_lock(lead_id), token, nx=True, px=self._lock_ms))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import structlog
@@ -15,6 +14,7 @@ from router.intake import EnqueueFailed, IntakeConflict, UnknownPool, take_lead
 from router.records_view import record_view
 from router.schemas import LeadAccepted, LeadIn, LeadRecord, Problem
 from router.signatures import SignatureError
+from workers.json_input import loads_untrusted
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"])
 log = structlog.get_logger("router.leads")
@@ -44,7 +44,7 @@ async def post_lead(request: Request) -> JSONResponse:
     body = await request.body()
     verifier = request.app.state.verifier
     try:
-        verifier.verify(headers=request.headers, body=body)
+        webhook_id = verifier.verify(headers=request.headers, body=body)
     except SignatureError as exc:
         log.warning("webhook_signature_rejected", reason=exc.reason)  # the only trace a refusal leaves
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"webhook signature rejected: {exc.reason}") from None
@@ -53,7 +53,8 @@ async def post_lead(request: Request) -> JSONResponse:
     state = request.app.state
     try:
         result = await run_in_threadpool(
-            take_lead, lead, store=state.store, enqueue=state.enqueue, source="api", pools=state.pool_names
+            take_lead, lead, store=state.store, enqueue=state.enqueue, source="api", pools=state.pool_names,
+            webhook_id=webhook_id,
         )
     except UnknownPool as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
@@ -82,8 +83,8 @@ def _parse(body: bytes) -> LeadIn:
     if not body.strip():
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "the request body is empty: send a JSON lead")
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = loads_untrusted(body)
+    except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"malformed JSON: {exc}") from None
     try:
         return LeadIn.model_validate(data)

@@ -201,3 +201,34 @@ def test_broker_down_answers_503_and_the_recorded_lead_is_delivered_later(make_s
     stack.wait_status("BROKER1", "posted", timeout=30)
     assert [c["name"] for c in stack.campaigns()] == ["BROKER1"]
     assert stack.post_lead(lead("BROKER1")).json()["status"] == "posted"  # the client's retry: 200, no repost
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 30_000 + b"]" * 30_000,  # nested deeper than any parser's recursion
+        b'{"id": "N1", "number": "998314242", "fields": {"a": ' + b"9" * 5000 + b"}}",  # an integer too long
+        b'{"id": "N1", "number": "998314242", "fields": {"a": NaN}}',
+        b'{"id": "N1", "number": "998314242", "fields": {"a": Infinity}}',
+        b"\xff\xfe not utf-8",
+    ],
+)
+def test_hostile_json_is_a_422_for_leads_and_harmless_for_callbacks(stack: Stack, body: bytes) -> None:
+    headers = {"content-type": "application/json"}
+    answer = stack.client.post(f"{stack.api_url}/v1/leads", content=body, headers=headers)
+    assert answer.status_code == 422, answer.text
+    secret = stack.settings["ROUTER_CALLBACK_SECRET"]
+    for kind in ("connect", "terminal"):
+        callback = stack.client.post(f"{stack.api_url}/v1/ryng/{secret}/{kind}", content=body, headers=headers)
+        assert callback.status_code == 200 and callback.json()["result"] == "unmatched", callback.text
+
+
+def test_lead_ids_that_look_like_other_keys_stay_separate_leads(stack: Stack) -> None:
+    ids = ["Z1:lock", "Z1", "XT243:events", "XT243", "a:b:c", "id with spaces"]
+    for index, lead_id in enumerate(ids):
+        answer = stack.post_lead(lead(lead_id, f"99831424{index}"))
+        assert answer.status_code == 202, (lead_id, answer.text)
+    for lead_id in ids:
+        record = stack.wait_status(lead_id, "posted", "connected", "completed", timeout=30)
+        assert record["attempts"] == 1
+    assert sorted(c["name"] for c in stack.campaigns()) == sorted(ids)

@@ -72,6 +72,17 @@ def test_env_file_is_read(tmp_path: Path) -> None:
     assert settings.agents == ["ann", "bob", "cat"] and settings.ryng_rate_limit_per_min == 30
 
 
+def test_the_env_example_copied_to_env_gives_the_defaults(tmp_path: Path) -> None:
+    """`cp .env.example .env` must work: its empty values mean "not set", not "set to nothing"."""
+    example = Path(__file__).parents[2] / ".env.example"
+    (tmp_path / ".env").write_text(example.read_text())
+    settings = load_settings()
+    assert settings.router_routing_file is None and settings.redis_url is None
+    assert settings.router_callback_secret is None and settings.router_admin_token is None
+    assert settings.uses_sandbox and settings.agents == ["alice", "bob"]
+    assert settings.ryng_rate_limit_per_min == 60 and settings.ryng_campaign_name_template == "{lead_id}"
+
+
 def test_get_settings_is_cached(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ROUTER_MAX_ATTEMPTS", "3")
     first = get_settings()
