@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     router_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
     router_github_webhook_secret: SecretStr | None = None
     router_max_body_bytes: int = Field(default=65_536, ge=1024, le=10_000_000)
+    router_header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    router_body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     router_host: str = "127.0.0.1"
     router_port: int = Field(default=8000, ge=1, le=65535)
 

@@ -85,7 +85,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Routes CRM leads to Ryng agents with a cross-campaign round robin.",
         lifespan=lifespan,
     )
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.router_max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=settings.router_max_body_bytes,
+        body_timeout=settings.router_body_timeout_seconds,
+    )
     app.include_router(leads.router)
     app.include_router(callbacks.router)
     app.include_router(health.router)

@@ -58,7 +58,7 @@ def api(
         port=port or settings.router_port,
         log_config=None,
         access_log=False,
-        **uvicorn_limits(),  # type: ignore[arg-type]
+        **uvicorn_limits(header_timeout=settings.router_header_timeout_seconds),  # type: ignore[arg-type]
     )
 
 
