@@ -227,6 +227,12 @@ def _problems(config: RoutingConfig) -> list[Problem]:
             problems.append(((*path, "members"), f"unknown agents: {', '.join(unknown)}"))
         if pool.overflow is not None and pool.overflow not in pools:
             problems.append(((*path, "overflow"), f"unknown pool {pool.overflow!r}"))
+        if pool.when_empty == "overflow" and pool.overflow is None:
+            problems.append(((*path, "overflow"), "when_empty = \"overflow\" needs an overflow pool"))
+        if pool.when_empty == "ryng" and pool.overflow is not None:
+            problems.append(((*path, "overflow"), "is never used with when_empty = \"ryng\"; remove one of them"))
+        if pool.tags and not pool.members and not config.members(pool.name):
+            problems.append(((*path, "tags"), f"no agent carries any of the tags {', '.join(pool.tags)}"))
     if config.default_pool not in pools:
         problems.append((("default_pool",), f"{config.default_pool!r} is not a declared pool"))
     for index, rule in enumerate(config.rules):

@@ -29,17 +29,12 @@ def _dead_letters(*, for_replay: bool = False) -> DeadLetters:
     keys = Keys(settings.router_key_prefix)
     if not for_replay:
         return DeadLetters(client, keys=keys, lease_seconds=settings.router_lease_seconds, enqueue=_no_enqueue)
-    from config.routing import load_routing
-    from workers.assigner import Assigner
+    from workers.assigner import cancel_reservation
     from workers.tasks import enqueue
 
-    assigner = Assigner(
-        client, keys=keys, routing=load_routing(path=settings.router_routing_file, agents=settings.agents),
-        reservation_timeout_seconds=settings.router_reservation_timeout_seconds,
-    )
     return DeadLetters(
         client, keys=keys, lease_seconds=settings.router_lease_seconds, enqueue=enqueue,
-        release=lambda lead_id: assigner.release(lead_id=lead_id),
+        release=lambda lead_id: cancel_reservation(client, keys=keys, lead_id=lead_id),
     )
 
 

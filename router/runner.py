@@ -93,7 +93,10 @@ def run_all(settings: Settings, *, concurrency: int, flower_port: int | None = 5
     if not settings.redis_url:
         server = start_embedded(data_dir=settings.router_embedded_redis_dir)
         env["REDIS_URL"] = f"redis://127.0.0.1:{server.port}/0"
-    env.setdefault("ROUTER_AGENTS", settings.router_agents or "alice,bob")
+    # Two example agents, unless the agents come from ROUTER_AGENTS or a routing file.
+    agents = settings.router_agents or ("" if settings.router_routing_file else "alice,bob")
+    env["ROUTER_AGENTS"] = agents
+    roster = sandbox_agents(settings, agents)
     public_url = settings.router_public_url or f"http://{settings.router_host}:{settings.router_port}"
     env["ROUTER_PUBLIC_URL"] = public_url
     if settings.router_callback_secret is None:
@@ -111,7 +114,7 @@ def run_all(settings: Settings, *, concurrency: int, flower_port: int | None = 5
             supervisor.spawn("sandbox", [
                 *exe, "sandbox", "--host", settings.sandbox_host, "--port", str(settings.sandbox_port),
                 "--token", settings.sandbox_token, "--rate-limit", str(settings.ryng_rate_limit_per_min),
-                "--agents", sandbox_agents(settings, env["ROUTER_AGENTS"]),
+                "--agents", roster,
             ], env)
             if not wait_http(f"{sandbox_base}/_sandbox/stats"):
                 print("lead-router run: the Ryng sandbox did not start", file=sys.stderr)
@@ -133,12 +136,13 @@ def run_all(settings: Settings, *, concurrency: int, flower_port: int | None = 5
         where["api"] = f"{public_url}  (docs {public_url}/docs)"
         if settings.router_admin_token is None:
             where["admin"] = f"{public_url}/v1/admin  (Authorization: Bearer {env['ROUTER_ADMIN_TOKEN']})"
-        where["worker"] = f"{concurrency} process(es); agents {env['ROUTER_AGENTS']}"
+        where["worker"] = f"{concurrency} process(es); agents (name:Ryng id) {roster.replace(',', ', ')}"
         lines = [f"{name:<8} {value}" for name, value in where.items()]
         lines += [
             "",
             "Operator commands (lead-router agents list, explain ID, dead list, ...) in another terminal:",
             f"  export REDIS_URL={env['REDIS_URL']}" if server else "  (they use the same REDIS_URL)",
+            *([f"  export ROUTER_ROUTING_FILE={settings.router_routing_file}"] if settings.router_routing_file else []),
             "",
             "Route a lead:",
             f"  curl -X POST {public_url}/v1/leads -H 'content-type: application/json' \\",

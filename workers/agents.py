@@ -136,7 +136,8 @@ class AgentStore:
             base = f"{self._prefix}:pool:{name}"
             raw = self._client.get(f"{base}:config")
             config: dict[str, object] = json.loads(raw) if raw else {}
-            last = self._client.get(f"{base}:cursor")
+            # The round-robin cursor, else the last agent any strategy picked (every pick updates the streak).
+            last = self._client.get(f"{base}:cursor") or self._client.hget(f"{base}:streak", "agent")
             result.append(
                 PoolState(
                     name=name, strategy=str(config.get("strategy", "round_robin")),

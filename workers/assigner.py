@@ -25,11 +25,19 @@ from config.routing import PoolConfig, RoutingConfig
 from workers import rules, schedule
 from workers.keys import Keys
 
-__all__ = ["STRATEGIES", "Assigner", "LeadFacts", "Pick", "Skip"]
+__all__ = ["STRATEGIES", "Assigner", "LeadFacts", "Pick", "Skip", "cancel_reservation"]
 
 STRATEGIES = ("round_robin", "weighted", "least_busy", "longest_idle")
 _LUA = Path(__file__).parent / "lua"
 _MIN_RETRY = 0.1
+# ARGV: prefix, lead id, new deadline (ms). Moves an existing reservation's deadline; 0 when there is none.
+_EXTEND = """
+local key = ARGV[1] .. ':resv:' .. ARGV[2]
+if redis.call('EXISTS', key) == 0 then return 0 end
+redis.call('HSET', key, 'deadline', ARGV[3])
+redis.call('ZADD', ARGV[1] .. ':reservations', tonumber(ARGV[3]), ARGV[2])
+return 1
+"""
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,7 @@ class Skip:
 class Pick:
     """The decision for one lead; `ryng` means "let Ryng choose" (agentMapping all-agents)."""
 
-    outcome: Literal["assigned", "wait", "ryng"]
+    outcome: Literal["assigned", "wait", "ryng", "unroutable"]
     agent: str | None
     agent_id: int | None
     pool: str
@@ -85,6 +93,12 @@ def _agent_id(value: Any) -> int | None:
     return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
+def cancel_reservation(client: redis.Redis, *, keys: Keys, lead_id: str) -> bool:
+    """Free a lead's reservation without any routing configuration (for operator tools): no wrap-up."""
+    script = client.register_script(_source("release.lua"))
+    return bool(script(args=[keys.agent_prefix(), int(time.time() * 1000), "cancel", lead_id]))
+
+
 class Assigner:
     """Picks agents for leads; one instance per process, shared by its threads."""
 
@@ -104,6 +118,7 @@ class Assigner:
         self._clock = clock
         self._pick = {name: client.register_script(pick_source(name)) for name in STRATEGIES}
         self._release = client.register_script(_source("release.lua"))
+        self._extend = client.register_script(_EXTEND)
         self._sync = client.register_script(_source("sync.lua"))
         self._sticky_store_ms = int(max((pool.sticky_seconds for pool in routing.pools), default=0) * 1000)
         # Per pool, the members that keep a schedule: only they can be off shift.
@@ -183,17 +198,36 @@ class Assigner:
                 prefix += f"overflow from {pool_name!r}; "
                 pool_name = config.overflow
                 continue
+            if config.when_empty == "ryng":
+                return Pick(
+                    outcome="ryng", agent=None, agent_id=None, pool=pool_name, rule=found.rule,
+                    strategy=config.strategy,
+                    reason=f"{prefix}nobody eligible in pool {pool_name!r}; Ryng chooses",
+                    skipped=tuple(skipped),
+                )
+            # Waited the pool's limit with nowhere to overflow: never hand the lead to Ryng's first agent.
             return Pick(
-                outcome="ryng", agent=None, agent_id=None, pool=pool_name, rule=found.rule,
+                outcome="unroutable", agent=None, agent_id=None, pool=pool_name, rule=found.rule,
                 strategy=config.strategy,
-                reason=f"{prefix}nobody eligible in pool {pool_name!r}; Ryng chooses",
+                reason=f"{prefix}nobody eligible in pool {pool_name!r} for {config.max_wait_seconds:g} s",
                 skipped=tuple(skipped),
             )
 
-    def release(self, *, lead_id: str, now: float | None = None) -> bool:
-        """Free the lead's capacity reservation (the agent enters wrap-up); False if it held none."""
+    def release(self, *, lead_id: str, now: float | None = None, cancel: bool = False) -> bool:
+        """Free the lead's capacity reservation; False if it held none.
+
+        After a call the agent enters wrap-up. `cancel=True` is for a lead that never reached the agent (dead
+        before Ryng accepted it): no wrap-up, and the agent does not become the number's sticky owner.
+        """
         at = self._clock() if now is None else now
-        return bool(self._release(args=[self._prefix, int(at * 1000), "leads", lead_id]))
+        mode = "cancel" if cancel else "leads"
+        return bool(self._release(args=[self._prefix, int(at * 1000), mode, lead_id]))
+
+    def extend(self, *, lead_id: str, now: float | None = None) -> bool:
+        """Start the lead's reservation timeout again (it is still on its way to the agent, or just posted)."""
+        at = self._clock() if now is None else now
+        deadline = int(at * 1000) + self._timeout_ms
+        return bool(self._extend(args=[self._prefix, lead_id, deadline]))
 
     def expire_reservations(self, now: float | None = None, *, limit: int = 1000) -> int:
         """Release reservations older than the reservation timeout (no terminal callback came)."""

@@ -32,7 +32,7 @@ log = structlog.get_logger("workers.dead_letters")
 #: Fields cleared on replay, so the lead is picked, paced and posted afresh.
 _RESET_FIELDS = (
     "agent", "agent_id", "pool", "rule", "strategy", "reason", "agent_mapping", "assigned_at",
-    "dead_reason", "dead_at", "wait_reason", "retry_in_seconds", "last_error",
+    "dead_reason", "dead_at", "wait_reason", "retry_in_seconds", "last_error", "waiting_since_ms",
 )
 #: A lead whose last send may have reached Ryng: a replay may duplicate it, so it is flagged.
 _UNCERTAIN_OUTCOMES = ("sending", "ambiguous")

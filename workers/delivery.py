@@ -128,8 +128,12 @@ class Deliverer:
             except UnknownPoolError as exc:  # the routing file changed under a queued lead
                 return self._bury(lead_id, reason=f"cannot route: {exc}")
             if pick.outcome == "wait":
+                if not record.get("waiting_since_ms"):
+                    self._store.update(lead_id, waiting_since_ms=now_ms())
                 delay = min(max(pick.retry_after_seconds or 5.0, 0.5), 60.0)
                 return self._wait(lead_id, reason="no_agent_eligible", delay=delay)
+            if pick.outcome == "unroutable":
+                return self._bury(lead_id, reason=pick.reason)
             record = self._store.get(lead_id) or record
         granted, wait = self._acquire()
         if not granted and wait <= SHORT_WAIT_SECONDS:
@@ -150,7 +154,7 @@ class Deliverer:
             pool=payload.get("pool"),
             agent=payload.get("agent"),
         )
-        waited = _seconds_since(record.get("created_ms"))
+        waited = _seconds_since(record.get("waiting_since_ms"))
         pick = self._assigner.pick(facts, waited_seconds=waited)
         audit: dict[str, Any] = {
             "pool": pick.pool,
@@ -226,6 +230,7 @@ class Deliverer:
                 self._store.event(lead_id, "delivery_resumed", by="probe")
                 log.warning("delivery_resumed", by="probe")
             self._store.transition(lead_id, Status.POSTED, posted_at=iso(), wait_reason="")
+            self._assigner.extend(lead_id=lead_id)  # the reservation timeout runs from the post, not the pick
             self._parking.finish(lead_id)
             self._counters.incr("posted")
             return "posted"
@@ -245,6 +250,7 @@ class Deliverer:
             floor = min(result.retry_after, self._policy.backoff_max_seconds)
             delay = max(delay, floor + random.uniform(0, self._policy.backoff_base_seconds))
         self._store.transition(lead_id, Status.RETRYING, wait_reason="", retry_in_seconds=round(delay, 2))
+        self._assigner.extend(lead_id=lead_id)
         self._store.event(lead_id, "retry_scheduled", attempt=attempt, delay_seconds=round(delay, 3))
         self._parking.park(lead_id, delay_seconds=delay)
         return "retrying"
@@ -252,13 +258,18 @@ class Deliverer:
     def _wait(self, lead_id: str, *, reason: str, delay: float) -> str:
         self._store.transition(lead_id, Status.WAITING, wait_reason=reason)
         self._parking.park(lead_id, delay_seconds=delay)
+        if reason == "ryng_unauthorized":
+            self._pause.hold(lead_id)
+        self._assigner.extend(lead_id=lead_id)  # still on its way to its agent: keep the capacity held
         return "waiting-" + reason
 
     def _bury(self, lead_id: str, *, reason: str) -> str:
-        self._store.transition(lead_id, Status.DEAD, dead_reason=reason[:500], dead_at=iso(), in_task="0")
+        self._store.transition(
+            lead_id, Status.DEAD, dead_reason=reason[:500], dead_at=iso(), in_task="0", wait_reason=""
+        )
         self._store.event(lead_id, "dead", reason=reason[:500])
         self._parking.bury(lead_id)
-        self._assigner.release(lead_id=lead_id)
+        self._assigner.release(lead_id=lead_id, cancel=True)  # it never reached the agent
         self._counters.incr("dead")
         log.warning("lead_dead", lead_id=lead_id, reason=reason[:200])
         return "dead"

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import time
+
 import redis
 
 from workers.keys import Keys
 from workers.records import iso
+
+# KEYS: paused hash, probe, held set, parked zset. ARGV: now (ms). Held leads still parked become due now.
+_RESUME = """
+local was_paused = redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[2])
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  redis.call('ZADD', KEYS[4], 'XX', tonumber(ARGV[1]), id)
+end
+redis.call('DEL', KEYS[3])
+return was_paused
+"""
 
 
 class DeliveryPause:
@@ -15,6 +28,8 @@ class DeliveryPause:
         self._redis = client
         self._keys = keys
         self._probe_ms = int(probe_seconds * 1000)
+        self._held_key = f"{keys.paused}:held"
+        self._resume = client.register_script(_RESUME)
 
     def pause(self, *, reason: str) -> None:
         """Pause delivery (idempotent: the first reason and time are kept)."""
@@ -23,13 +38,14 @@ class DeliveryPause:
         # The next probe is one interval away, not immediate: the token was just refused.
         self._redis.set(self._keys.probe, "wait", px=self._probe_ms, nx=True)
 
+    def hold(self, lead_id: str) -> None:
+        """Note a lead parked because of the pause, so that resuming wakes it at once."""
+        self._redis.sadd(self._held_key, lead_id)
+
     def resume(self) -> bool:
-        """Resume delivery; True if it was paused."""
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.delete(self._keys.paused)
-        pipe.delete(self._keys.probe)
-        removed, _ = pipe.execute()
-        return bool(removed)
+        """Resume delivery and make every lead held by the pause due now; True if it was paused."""
+        return bool(self._resume(keys=[self._keys.paused, self._keys.probe, self._held_key, self._keys.parked],
+                                 args=[int(time.time() * 1000)]))
 
     def state(self) -> dict[str, str] | None:
         state: dict[str, str] = self._redis.hgetall(self._keys.paused)  # type: ignore[assignment]

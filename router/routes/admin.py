@@ -71,7 +71,7 @@ def get_dead_letters(request: Request, client: RedisDep, keys: KeysDep, settings
     state = request.app.state
     return DeadLetters(
         client, keys=keys, lease_seconds=settings.router_lease_seconds, enqueue=state.enqueue,
-        release=getattr(state, "release_capacity", None),
+        release=lambda lead_id: state.assigner.release(lead_id=lead_id, cancel=True),
     )
 
 

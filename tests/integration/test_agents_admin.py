@@ -123,4 +123,5 @@ def test_cli_lists_pauses_sets_and_shows_pools(cli: typer.Typer, assigner: Assig
     assert runner.invoke(cli, ["agents", "pause", "zed"]).exit_code == 1
     pools = runner.invoke(cli, ["pools"])
     assert pools.exit_code == 0
-    assert pools.output.splitlines()[1].split() == ["default", "weighted", "ann,bob", "-", "60.0s", "wait", "300.0s"]
+    # ann holds the one open lead: the last agent picked, shown for weighted pools too (not only round robin)
+    assert pools.output.splitlines()[1].split() == ["default", "weighted", "ann,bob", "ann", "60.0s", "wait", "300.0s"]

@@ -176,6 +176,43 @@ def test_wait_then_overflow_then_ryng(client: redis.Redis, keys: Keys) -> None:
     assert ryng.skipped == (Skip("a", "paused"), Skip("b", "paused"))
 
 
+def test_a_wait_that_runs_out_with_nowhere_to_overflow_is_unroutable_never_ryng(
+    client: redis.Redis, keys: Keys
+) -> None:
+    spec = pool("round_robin", ["a"], when_empty="wait", max_wait_seconds=60)
+    assigner = make(client, keys, spec)
+    AgentStore(client, keys=keys).pause("a", reason="night")
+    assert assigner.pick(lead(1), waited_seconds=59, now=T0).outcome == "wait"
+    gave_up = assigner.pick(lead(1), waited_seconds=61, now=T0)
+    assert (gave_up.outcome, gave_up.agent) == ("unroutable", None)  # a paused agent's lead never goes to Ryng
+    assert "for 60 s" in gave_up.reason and gave_up.skipped == (Skip("a", "paused"),)
+
+
+def test_extend_restarts_the_reservation_timeout(client: redis.Redis, keys: Keys) -> None:
+    spec = pool("round_robin", ["a"])
+    spec["agents"] = [{"name": "a", "capacity": 1}]
+    assigner = make(client, keys, spec, reservation_timeout_seconds=10)
+    assigner.pick(lead(1), now=T0)
+    assert assigner.extend(lead_id="L1", now=T0 + 8) is True  # e.g. the lead was parked again
+    assert assigner.expire_reservations(T0 + 11) == 0          # would have expired without the extension
+    assert assigner.expire_reservations(T0 + 19) == 1
+    assert assigner.extend(lead_id="L1", now=T0 + 20) is False  # nothing held any more
+
+
+def test_cancel_frees_capacity_without_wrap_up_or_sticky_ownership(client: redis.Redis, keys: Keys) -> None:
+    spec = pool("round_robin", ["a", "b"], sticky_seconds=3600)
+    spec["agents"] = [{"name": "a", "capacity": 1, "wrap_up_seconds": 60}, {"name": "b"}]
+    assigner = make(client, keys, spec)
+    first = assigner.pick(lead(1, number="+919800000001"), now=T0)
+    assert first.agent == "a"
+    assert assigner.release(lead_id="L1", now=T0 + 1, cancel=True) is True  # the lead died before Ryng had it
+    store = AgentStore(client, keys=keys)
+    assert store.get("a").open == 0
+    again = assigner.pick(lead(2, number="+919800000001"), now=T0 + 2)
+    assert again.strategy != "sticky"                           # no sticky owner was left behind
+    assert assigner.pick(lead(3), now=T0 + 3).agent == "a"      # and no wrap-up: a is eligible at once
+
+
 def test_overflow_and_ryng_without_waiting(client: redis.Redis, keys: Keys) -> None:
     spec = {
         "agents": [{"name": "a"}, {"name": "b"}],

@@ -38,7 +38,8 @@ def test_run_from_a_copied_env_example_starts_everything_and_ctrl_c_stops_it(tmp
         wait_http(f"{api}/healthz", timeout=60)
         output = wait_until(lambda: (lambda text: text if "Ctrl-C stops everything" in text else "")(
             (tmp_path / "run.log").read_text()), timeout=30, what="the start-up summary")
-        assert "embedded Valkey" in output and "built-in sandbox" in output and "agents carol,dave" in output
+        assert "embedded Valkey" in output and "built-in sandbox" in output
+        assert "agents (name:Ryng id) carol:10, dave:20" in output
         assert "export REDIS_URL=redis://127.0.0.1:" in output and "Bearer " in output
         with httpx.Client(timeout=10) as client:
             for lead_id, number in (("XT243", "998314242"), ("XT250", "893247489")):

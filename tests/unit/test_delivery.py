@@ -94,10 +94,11 @@ class Rig:
 
 def build_rig(client: redis.Redis, keys: Keys, *, capacity: int = 0, rate_limit: int = 1000,
               rate_window: float = 60.0, probe_seconds: float = 60.0, when_empty: str = "wait",
-              **policy: Any) -> Rig:
+              max_wait_seconds: float = 300.0, **policy: Any) -> Rig:
     routing = RoutingConfig.model_validate({
         "agents": [{"name": "alice", "capacity": capacity}, {"name": "bob", "capacity": capacity}],
-        "pools": [{"name": "default", "members": ["alice", "bob"], "when_empty": when_empty}],
+        "pools": [{"name": "default", "members": ["alice", "bob"], "when_empty": when_empty,
+                   "max_wait_seconds": max_wait_seconds}],
     })
     store = LeadStore(client, keys=keys, lease_seconds=30)
     parking = Parking(client, keys=keys, lease_seconds=30)
@@ -252,6 +253,18 @@ def test_unauthorized_pauses_delivery_and_the_probe_resumes_it(redis_client: red
     assert len(rig.sent) == 3
 
 
+def test_an_operator_resume_wakes_the_held_leads_at_once(redis_client: redis.Redis, keys: Keys) -> None:
+    rig = build_rig(redis_client, keys, probe_seconds=60.0)
+    rig.accept("L1")
+    rig.script += [reply(403, {"error": True, "message": "Unauthorized Token"})]
+    assert rig.deliverer.run("L1") == "waiting-ryng_unauthorized"
+    assert rig.parking.claim_due() == []  # parked for the whole probe interval
+    assert rig.pause.resume() is True
+    assert rig.parking.claim_due() == ["L1"]  # due now, not in a minute
+    rig.script += [reply(200)]
+    assert rig.deliverer.run("L1") == "posted"
+
+
 def test_a_failed_probe_keeps_the_pause(redis_client: redis.Redis, keys: Keys) -> None:
     rig = build_rig(redis_client, keys, probe_seconds=1.0)
     rig.accept("L1")
@@ -307,6 +320,22 @@ def test_nobody_free_lets_ryng_choose_once_and_for_all(redis_client: redis.Redis
     assert rig.record("L3")["agent_mapping"] == "all-agents"
     assert rig.deliverer.run("L3") == "posted"
     assert rig.sent[3]["agentMapping"] == "all-agents" and len(rig.events("L3", "pick")) == 1
+
+
+def test_a_pool_wait_that_runs_out_buries_the_lead_instead_of_letting_ryng_choose(
+    redis_client: redis.Redis, keys: Keys
+) -> None:
+    rig = build_rig(redis_client, keys, capacity=1, max_wait_seconds=0.5)
+    for lead_id in ("L1", "L2", "L3"):
+        rig.accept(lead_id)
+    rig.script += [reply(200), reply(200)]
+    assert [rig.deliverer.run(lead_id) for lead_id in ("L1", "L2")] == ["posted", "posted"]
+    assert rig.deliverer.run("L3") == "waiting-no_agent_eligible"
+    time.sleep(0.6)
+    assert rig.deliverer.run("L3") == "dead"
+    record = rig.record("L3")
+    assert "nobody eligible" in record["dead_reason"] and record["wait_reason"] == ""
+    assert len(rig.sent) == 2  # never posted to "all agents"
 
 
 def test_max_attempts_then_dead(redis_client: redis.Redis, keys: Keys) -> None:

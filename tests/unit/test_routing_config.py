@@ -139,6 +139,10 @@ def test_yaml_errors_name_the_line(tmp_path: Path) -> None:
         ('[pools.default]\nmembers = ["x"]\noverflow = "b"\n[pools.b]\noverflow = "default"\n', "loops back"),
         ('default_pool = "nope"\n', "default_pool: 'nope' is not a declared pool"),
         ('[agents.x]\ncolour = "red"\n', r"agents\.x\.colour: Extra inputs are not permitted"),
+        ('[pools.default]\nmembers = ["x"]\nwhen_empty = "overflow"\n', "needs an overflow pool"),
+        ('[pools.default]\nmembers = ["x"]\nwhen_empty = "ryng"\noverflow = "b"\n[pools.b]\nmembers = ["x"]\n',
+         "never used with when_empty"),
+        ('[pools.default]\ntags = ["lfe"]\n', "no agent carries any of the tags lfe"),
     ],
 )
 def test_each_kind_of_mistake_is_caught(tmp_path: Path, snippet: str, expected: str) -> None:

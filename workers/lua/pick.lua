@@ -26,7 +26,8 @@ end
 local function reserve(name, strategy, reason, agent_id)
   local deadline = now + num(req.reservation_ms, 3600000)
   redis.call('HSET', resv_key, 'agent', name, 'pool', pool, 'strategy', strategy, 'reason', reason,
-             'rule', req.rule, 'at', now, 'deadline', deadline, 'agent_id', agent_id or '')
+             'rule', req.rule, 'at', now, 'deadline', deadline, 'agent_id', agent_id or '',
+             'number', req.number)
   redis.call('ZADD', P .. ':reservations', deadline, lead)
   if redis.call('EXISTS', agent_key(name)) == 1 then
     redis.call('HSET', resv_key, 'counted', 1)
