@@ -29,6 +29,8 @@ def summary(config: RoutingConfig, *, origin: str) -> list[str]:
             empty += f" up to {pool.max_wait_seconds:g}s"
         if pool.overflow:
             empty += f", then overflow to {pool.overflow!r}" if pool.when_empty == "wait" else f" to {pool.overflow!r}"
+        elif pool.when_empty == "wait":
+            empty += ", then dead-lettered"
         sticky = f"; sticky {pool.sticky_seconds:g}s" if pool.sticky_seconds else ""
         members = ", ".join(config.members(pool.name)) or "(no members)"
         lines.append(f"  pool {pool.name}: {pool.strategy}{sticky}; members {members}; when empty: {empty}")
