@@ -97,10 +97,13 @@ def run(
 def explain(lead_id: str) -> None:
     """Why a lead went where it went: status, agent, pool, rule, strategy, skipped agents, attempts."""
     from router.records_view import record_view
-    from workers.context import build_context
+    from workers.connections import connect
+    from workers.keys import Keys
+    from workers.records import LeadStore
 
-    context = build_context(settings_or_exit())
-    view = record_view(context.store, lead_id)
+    settings = settings_or_exit()
+    store = LeadStore(connect(redis_url(settings.redis_url)), keys=Keys(settings.router_key_prefix))
+    view = record_view(store, lead_id)
     if view is None:
         typer.echo(f"no lead with id {lead_id!r}", err=True)
         raise typer.Exit(1)
