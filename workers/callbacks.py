@@ -17,7 +17,8 @@ from workers.records import iso
 DEDUP_TTL_SECONDS = 7 * 24 * 3600
 LEAD_ID_FIELD_NAME = "LeadId"
 
-# KEYS: lead hash, events list, dedup marker. ARGV: status, event json, 'final' statuses csv, field pairs...
+# KEYS: lead hash, events list, dedup marker, dead, pending, parked. ARGV: status, event json, statuses it may not
+# overwrite (csv), dedup TTL, lead id, field pairs...
 # Applies once: the marker and the record change are written together, or not at all.
 _APPLY = """
 if redis.call('EXISTS', KEYS[3]) == 1 then return 'duplicate' end
@@ -27,10 +28,12 @@ local blocked = ',' .. ARGV[3] .. ','
 if not string.find(blocked, ',' .. current .. ',', 1, true) then
   redis.call('HSET', KEYS[1], 'status', ARGV[1])
 end
-for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('RPUSH', KEYS[2], ARGV[2])
 redis.call('LTRIM', KEYS[2], -200, -1)
 redis.call('SET', KEYS[3], '1', 'EX', tonumber(ARGV[4]))
+-- Ryng called the customer: the lead is no longer a dead letter, nor waiting anywhere.
+for i = 4, 6 do redis.call('ZREM', KEYS[i], ARGV[5]) end
 return 'applied'
 """
 
@@ -118,10 +121,11 @@ class CallbackRecorder:
              "agent": data.get("agentUsername")},
             default=str, sort_keys=True,
         )
-        args: list[str] = [status, event, blocked, str(DEDUP_TTL_SECONDS)]
+        args: list[str] = [status, event, blocked, str(DEDUP_TTL_SECONDS), callback.lead_id]
         for name, value in (fields | {"updated_at": iso()}).items():
             args += [name, value]
-        keys = [self._keys.lead(callback.lead_id), self._keys.lead_events(callback.lead_id), marker]
+        keys = [self._keys.lead(callback.lead_id), self._keys.lead_events(callback.lead_id), marker,
+                self._keys.dead, self._keys.pending, self._keys.parked]
         return str(self._apply(keys=keys, args=args))
 
     def unmatched(self, body: bytes, *, kind: str) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 import structlog
 
 from workers.assigner import Assigner, LeadFacts, Pick
@@ -28,6 +29,8 @@ log = structlog.get_logger("workers.delivery")
 
 #: Waits shorter than this are slept in the task; longer ones are parked in Redis.
 SHORT_WAIT_SECONDS = 1.5
+#: A message for a lead another worker holds comes back this much later.
+LOCKED_RETRY_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,8 @@ class Deliverer:
         """Deliver the lead if it is still open; returns a short label of what happened."""
         token = uuid.uuid4().hex
         if not self._store.lock(lead_id, token=token):
+            # Another worker has it now; look again shortly rather than drop this message for a whole lease.
+            self._parking.park(lead_id, delay_seconds=LOCKED_RETRY_SECONDS)
             return "locked"
         try:
             record = self._store.get(lead_id)
@@ -89,6 +94,11 @@ class Deliverer:
             if record.get("status") in FINAL:
                 self._parking.finish(lead_id)
                 return "already-" + record["status"]
+            if self._parking.due_in(lead_id) > 0:
+                return "not-due"  # a stray copy of the message (lease sweep, redelivery): the backoff stands
+            if record.get("last_outcome") == Outcome.ACCEPTED:
+                # Ryng accepted it and we recorded that, but a crash came before the status: never post again.
+                return self._decide(lead_id, int(record.get("attempts", "1") or 1), None, probing=False)
             if record.get("in_task") == "1":
                 crashes = self._store.incr(lead_id, "crashes")
                 self._store.event(lead_id, "crash", crashes=crashes)
@@ -97,6 +107,8 @@ class Deliverer:
             self._store.update(lead_id, in_task="1")
             try:
                 label = self._step(lead_id, record)
+            except redis.RedisError:
+                raise  # Redis itself is away: not the lead's fault; its lease brings it back, uncounted
             except Exception as exc:  # a lead-specific crash: counted, parked with backoff, never hot-looped
                 crashes = self._store.incr(lead_id, "crashes")
                 self._store.update(lead_id, in_task="0", last_error=f"{type(exc).__name__}: {exc}"[:500])
@@ -114,14 +126,6 @@ class Deliverer:
     # --- the steps ----------------------------------------------------------------------------------
     def _step(self, lead_id: str, record: dict[str, str]) -> str:
         self._parking.renew(lead_id)
-        if record.get("last_outcome") == Outcome.ACCEPTED:
-            # Ryng accepted it and we recorded that, but a crash came before the status: never post again.
-            return self._decide(lead_id, int(record.get("attempts", "1") or 1), None, probing=False)
-        probing = False
-        if self._pause.state() is not None:
-            if not self._pause.take_probe():
-                return self._wait(lead_id, reason="ryng_unauthorized", delay=self._pause.probe_seconds)
-            probing = True
         if not record.get("agent") and record.get("agent_mapping") != "all-agents":
             try:
                 pick = self._pick(lead_id, record)
@@ -135,6 +139,12 @@ class Deliverer:
             if pick.outcome == "unroutable":
                 return self._bury(lead_id, reason=pick.reason)
             record = self._store.get(lead_id) or record
+        # Paused (Ryng said 403): only a lead ready to post may spend the interval's one probe.
+        probing = False
+        if self._pause.state() is not None:
+            if not self._pause.take_probe():
+                return self._wait(lead_id, reason="ryng_unauthorized", delay=self._pause.probe_seconds)
+            probing = True
         granted, wait = self._acquire()
         if not granted and wait <= SHORT_WAIT_SECONDS:
             self._sleep(wait)
@@ -225,10 +235,11 @@ class Deliverer:
 
     def _decide(self, lead_id: str, attempt: int, result: RyngResult | None, *, probing: bool) -> str:
         """What to do after an attempt; `result` None means an acceptance already on the record."""
+        if probing and result is not None and result.outcome != Outcome.UNAUTHORIZED and self._pause.resume():
+            # Any answer but 401/403 shows the token is accepted again: everyone may post.
+            self._store.event(lead_id, "delivery_resumed", by="probe")
+            log.warning("delivery_resumed", by="probe")
         if result is None or result.outcome == Outcome.ACCEPTED:
-            if probing and self._pause.resume():
-                self._store.event(lead_id, "delivery_resumed", by="probe")
-                log.warning("delivery_resumed", by="probe")
             self._store.transition(lead_id, Status.POSTED, posted_at=iso(), wait_reason="")
             self._assigner.extend(lead_id=lead_id)  # the reservation timeout runs from the post, not the pick
             self._parking.finish(lead_id)

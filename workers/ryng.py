@@ -150,8 +150,12 @@ def classify(status: int, raw: bytes) -> tuple[Outcome, str]:
     return Outcome.REJECTED, message
 
 
-def _read_capped(response: httpx.Response) -> bytes:
-    """At most MAX_READ_BYTES (+ one chunk) of the body; the rest is left unread."""
+def _read_capped(response: httpx.Response, *, deadline: float) -> bytes:
+    """At most MAX_READ_BYTES (+ one chunk) of the body, before `deadline` (time.monotonic()).
+
+    httpx's read timeout applies to each read, so a body trickled byte by byte could take for ever; past the
+    deadline this raises ReadTimeout (after a 2xx status: an ambiguous send). The rest is left unread.
+    """
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_bytes():
@@ -159,6 +163,8 @@ def _read_capped(response: httpx.Response) -> bytes:
         size += len(chunk)
         if size > MAX_READ_BYTES:
             break
+        if time.monotonic() > deadline:
+            raise httpx.ReadTimeout("the answer took longer than the request timeout in total")
     return b"".join(chunks)
 
 
@@ -211,6 +217,7 @@ class RyngClient:
             request, body_format=self._body_format, form_agent_field=self._form_agent_field
         )
         started = time.perf_counter()
+        deadline = time.monotonic() + (self._timeout.read or 0) + (self._timeout.connect or 0)
         status: int | None = None
         retry_after: float | None = None
         try:
@@ -224,7 +231,7 @@ class RyngClient:
             ) as response:
                 status = response.status_code
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
-                raw = _read_capped(response)
+                raw = _read_capped(response, deadline=deadline)
                 encoding = response.encoding or "utf-8"
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             outcome, message, text = Outcome.RETRY, f"not sent: {type(exc).__name__}: {exc}", ""

@@ -42,7 +42,9 @@ async def _receive(request: Request, secret: str, kind: str) -> CallbackAnswer:
         return CallbackAnswer(ok=True, result="unmatched")
     digest = hashlib.sha256(body).hexdigest()[:32]
     result = await run_in_threadpool(recorder.apply, callback, body_digest=digest)
-    if result == "applied" and kind == "terminal":
+    if result in ("applied", "duplicate") and kind == "terminal":
+        # Also on a duplicate: if the release after the first delivery failed, Ryng's retry must still free the
+        # agent (releasing is idempotent).
         await run_in_threadpool(state.release_capacity, callback.lead_id)
     log.info("callback", kind=kind, lead_id=callback.lead_id, ryng_event=callback.event, result=result)
     return CallbackAnswer(ok=True, result=result)

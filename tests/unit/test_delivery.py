@@ -121,7 +121,25 @@ def build_rig(client: redis.Redis, keys: Keys, *, capacity: int = 0, rate_limit:
         counters=counters, sleep=sleeps.append,
     )
     return Rig(client=client, keys=keys, store=store, parking=parking, pause=pause, assigner=assigner,
-               counters=counters, deliverer=deliverer, script=script.replies, sent=script.sent, sleeps=sleeps)
+               counters=counters, deliverer=Pumped(deliverer, client, keys), script=script.replies,
+               sent=script.sent, sleeps=sleeps)  # type: ignore[arg-type]
+
+
+class Pumped:
+    """The deliverer as the pump drives it: a parked lead is claimed (its time has come) before it runs again.
+
+    `stray` runs it as a stray copy of the message would, without the claim.
+    """
+
+    def __init__(self, deliverer: Deliverer, client: redis.Redis, keys: Keys) -> None:
+        self._deliverer, self._client, self._keys = deliverer, client, keys
+
+    def run(self, lead_id: str) -> str:
+        self._client.zrem(self._keys.parked, lead_id)
+        return self._deliverer.run(lead_id)
+
+    def stray(self, lead_id: str) -> str:
+        return self._deliverer.run(lead_id)
 
 
 @pytest.fixture
@@ -438,3 +456,31 @@ def test_long_rate_limit_wait_is_parked_without_sleeping(redis_client: redis.Red
     assert parked is not None and 58 < parked <= 60
     # The agent was picked before the wait and is kept for the post.
     assert rig.record("L2")["agent"] == "bob"
+
+
+def test_a_stray_copy_of_the_message_does_not_cut_the_backoff_short(rig: Rig) -> None:
+    rig.accept("L1")
+    rig.script += [reply(500, {"error": True, "message": "Failed"})]
+    assert rig.deliverer.run("L1") == "retrying"
+    assert rig.deliverer.stray("L1") == "not-due"  # e.g. the lease sweep or a redelivered message
+    assert len(rig.sent) == 1 and rig.record("L1")["attempts"] == "1"
+
+
+def test_a_message_for_a_locked_lead_comes_back_shortly(rig: Rig) -> None:
+    rig.accept("L1")
+    assert rig.store.lock("L1", token="another-worker")
+    assert rig.deliverer.run("L1") == "locked"
+    parked = rig.parked_in("L1")
+    assert parked is not None and 0 < parked <= 2.0  # not dropped until the lease runs out
+
+
+def test_redis_errors_are_not_the_leads_crashes(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    rig.accept("L1")
+
+    def redis_away(*_: Any, **__: Any) -> None:
+        raise redis.ConnectionError("failover")
+
+    monkeypatch.setattr(rig.assigner, "pick", redis_away)
+    with pytest.raises(redis.ConnectionError):
+        rig.deliverer.run("L1")
+    assert rig.record("L1")["crashes"] == "0" and not rig.events("L1", "crash")

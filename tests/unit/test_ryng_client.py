@@ -456,3 +456,23 @@ def test_no_agent_lets_ryng_choose_in_json_and_form() -> None:
     assert body["agentMapping"] == "all-agents" and "agents" not in body
     form = prepare_body(request, body_format="form", form_agent_field="agents")
     assert form.data is not None and "agents" not in form.data and "agent" not in form.data
+
+
+def test_a_body_trickled_past_the_timeout_is_an_ambiguous_send() -> None:
+    import time as clock
+
+    class Trickle(httpx.SyncByteStream):
+        def __iter__(self) -> Iterator[bytes]:
+            for byte in b'{"error": false, "message": "Processing Campaign..."}':
+                clock.sleep(0.02)  # every read is quick; the whole answer is not
+                yield bytes([byte])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=Trickle())
+
+    request = CampaignRequest(lead_id="L1", name="L1", number="998314242", agent="alice", agent_id=None, fields={})
+    with RyngClient(base_url="https://acme.ryng.in/rest-api/v1", token="t", timeout=0.3,
+                    transport=httpx.MockTransport(handler)) as client:
+        result = client.create_campaign(request)
+    assert result.outcome == Outcome.AMBIGUOUS and result.status_code == 200
+    assert result.elapsed_ms < 800  # cut at the deadline (read + connect), not after the whole trickle
