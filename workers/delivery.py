@@ -275,11 +275,9 @@ class Deliverer:
         return "waiting-" + reason
 
     def _bury(self, lead_id: str, *, reason: str) -> str:
-        self._store.transition(
-            lead_id, Status.DEAD, dead_reason=reason[:500], dead_at=iso(), in_task="0", wait_reason=""
-        )
+        if self._store.bury(lead_id, dead_reason=reason[:500], dead_at=iso(), in_task="0", wait_reason="") is None:
+            return "not-buried"  # delivered meanwhile (a callback, another worker) or already dead
         self._store.event(lead_id, "dead", reason=reason[:500])
-        self._parking.bury(lead_id)
         self._assigner.release(lead_id=lead_id, cancel=True)  # it never reached the agent
         self._counters.incr("dead")
         log.warning("lead_dead", lead_id=lead_id, reason=reason[:200])

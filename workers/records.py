@@ -70,6 +70,21 @@ return current
 """
 
 
+# KEYS: lead hash, pending, parked, dead. ARGV: lead id, now (ms), final statuses csv, field/value pairs...
+# Status, fields and sets change together, so a replay racing the burial can never leave the lead in no set;
+# a lead already delivered (or dead) is never buried.
+_BURY = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current or string.find(',' .. ARGV[3] .. ',', ',' .. current .. ',', 1, true) then return false end
+redis.call('HSET', KEYS[1], 'status', 'dead')
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZADD', KEYS[4], tonumber(ARGV[2]), ARGV[1])
+return current
+"""
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -105,6 +120,7 @@ class LeadStore:
         self._lock_ms = int((lock_seconds or lease_seconds) * 1000)
         self._accept = client.register_script(_ACCEPT)
         self._transition = client.register_script(_TRANSITION)
+        self._bury = client.register_script(_BURY)
 
     @property
     def keys(self) -> Keys:
@@ -160,6 +176,18 @@ class LeadStore:
         for name, value in merged.items():
             args += [name, value]
         previous = self._transition(keys=[self._keys.lead(lead_id)], args=args)
+        return str(previous) if previous else None
+
+    def bury(self, lead_id: str, **fields: str | int | float) -> str | None:
+        """Dead-letter the lead in one atomic step (status, fields, out of pending/parked, into dead).
+
+        Returns the previous status, or None when the lead is unknown, already delivered or already dead.
+        """
+        args: list[str] = [lead_id, str(now_ms()), ",".join(sorted(FINAL))]
+        for name, value in ({k: str(v) for k, v in fields.items()} | {"updated_at": iso()}).items():
+            args += [name, value]
+        keys = [self._keys.lead(lead_id), self._keys.pending, self._keys.parked, self._keys.dead]
+        previous = self._bury(keys=keys, args=args)
         return str(previous) if previous else None
 
     def update(self, lead_id: str, **fields: str | int | float) -> None:

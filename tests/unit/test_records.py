@@ -157,3 +157,20 @@ def test_lock_expires_with_its_lease(redis_client: redis.Redis, keys: Keys) -> N
     assert not short.lock("L1", token="b")
     time.sleep(0.15)
     assert short.lock("L1", token="b")
+
+
+def test_bury_is_atomic_and_never_touches_a_delivered_lead(redis_client: redis.Redis, keys: Keys) -> None:
+    store = LeadStore(redis_client, keys=keys)
+    for lead_id in ("open", "done"):
+        store.accept(lead_id=lead_id, payload={"id": lead_id}, source="api")
+    redis_client.zadd(keys.parked, {"open": 1})
+    assert store.bury("open", dead_reason="Ryng said 400") == "accepted"
+    record = store.get("open")
+    assert record is not None and record["status"] == "dead" and record["dead_reason"] == "Ryng said 400"
+    assert redis_client.zscore(keys.dead, "open") is not None
+    assert redis_client.zscore(keys.pending, "open") is None and redis_client.zscore(keys.parked, "open") is None
+    assert store.bury("open", dead_reason="again") is None  # already dead: nothing changes
+    store.transition("done", Status.POSTED)
+    assert store.bury("done", dead_reason="stale worker") is None
+    done = store.get("done")
+    assert done is not None and done["status"] == "posted" and redis_client.zscore(keys.dead, "done") is None
