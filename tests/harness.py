@@ -209,6 +209,28 @@ class Stack:
 
 
 @contextmanager
+def uvicorn_in_thread(app: Any, **config: Any) -> Iterator[tuple[str, int]]:
+    """Serve an ASGI app with a real uvicorn server in a thread, on a free port; stop it on exit."""
+    import threading
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    host, port = sock.getsockname()
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", **config))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, timeout=10, interval=0.01, what="uvicorn to start")
+    try:
+        yield host, port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@contextmanager
 def embedded_redis(*, data_dir: Path | None = None) -> Iterator[Any]:
     from workers.embedded import start_embedded
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -20,6 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from router.limits import BodyLimitMiddleware, uvicorn_limits
+from tests.harness import uvicorn_in_thread
 
 LIMIT = 1024
 TOO_LARGE = {"detail": f"request body exceeds {LIMIT} bytes"}
@@ -259,23 +258,8 @@ def test_uvicorn_limits_are_accepted_by_uvicorn_config() -> None:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[str, int]]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    host, port = sock.getsockname()
-    config = uvicorn.Config(
-        fastapi_app(Seen()), log_config=None, access_log=False, lifespan="off", **uvicorn_limits()  # type: ignore[arg-type]
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    yield host, port
-    srv.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with uvicorn_in_thread(fastapi_app(Seen()), **uvicorn_limits()) as address:
+        yield address
 
 
 def exchange(address: tuple[str, int], payload: bytes) -> tuple[int, bytes]:

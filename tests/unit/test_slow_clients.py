@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import pickle
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -19,6 +18,7 @@ from starlette.routing import Route
 
 from router.limits import BodyLimitMiddleware, uvicorn_limits
 from router.slow_clients import DEFAULT_HEADER_TIMEOUT, SlowClientH11Protocol, slow_client_protocol
+from tests.harness import uvicorn_in_thread
 
 HEADER_TIMEOUT = 1.0
 BODY_TIMEOUT = 1.0
@@ -39,24 +39,8 @@ def tiny_app() -> BodyLimitMiddleware:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Address]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    host, port = sock.getsockname()
-    limits = uvicorn_limits(header_timeout=HEADER_TIMEOUT)
-    config = uvicorn.Config(
-        tiny_app(), log_config=None, access_log=False, lifespan="off", **limits  # type: ignore[arg-type]
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    yield host, port
-    srv.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with uvicorn_in_thread(tiny_app(), **uvicorn_limits(header_timeout=HEADER_TIMEOUT)) as address:
+        yield address
 
 
 def read_until_closed(conn: socket.socket, *, within: float) -> bytes:
