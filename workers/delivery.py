@@ -262,6 +262,7 @@ class Deliverer:
             delay = max(delay, floor + random.uniform(0, self._policy.backoff_base_seconds))
         self._store.transition(lead_id, Status.RETRYING, wait_reason="", retry_in_seconds=round(delay, 2))
         self._assigner.extend(lead_id=lead_id)
+        self._pause.unhold(lead_id)
         self._store.event(lead_id, "retry_scheduled", attempt=attempt, delay_seconds=round(delay, 3))
         self._parking.park(lead_id, delay_seconds=delay)
         return "retrying"

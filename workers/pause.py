@@ -42,6 +42,10 @@ class DeliveryPause:
         """Note a lead parked because of the pause, so that resuming wakes it at once."""
         self._redis.sadd(self._held_key, lead_id)
 
+    def unhold(self, lead_id: str) -> None:
+        """The lead waits for another reason now (a backoff): resuming must not wake it early."""
+        self._redis.srem(self._held_key, lead_id)
+
     def resume(self) -> bool:
         """Resume delivery and make every lead held by the pause due now; True if it was paused."""
         return bool(self._resume(keys=[self._keys.paused, self._keys.probe, self._held_key, self._keys.parked],

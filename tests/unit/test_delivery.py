@@ -484,3 +484,17 @@ def test_redis_errors_are_not_the_leads_crashes(rig: Rig, monkeypatch: pytest.Mo
     with pytest.raises(redis.ConnectionError):
         rig.deliverer.run("L1")
     assert rig.record("L1")["crashes"] == "0" and not rig.events("L1", "crash")
+
+
+def test_resume_does_not_cut_a_later_backoff_short(redis_client: redis.Redis, keys: Keys) -> None:
+    rig = build_rig(redis_client, keys, probe_seconds=0.2)
+    rig.accept("L1")
+    rig.script += [reply(403, {"error": True, "message": "Unauthorized Token"})]
+    assert rig.deliverer.run("L1") == "waiting-ryng_unauthorized"  # held by the pause
+    time.sleep(0.25)
+    rig.script += [reply(500, {"error": True, "message": "Failed"})]
+    assert rig.deliverer.run("L1") == "retrying"  # the probe: not a 403, so delivery resumed; now a backoff
+    rig.pause.pause(reason="operator test")
+    rig.pause.resume()
+    parked = rig.parked_in("L1")
+    assert parked is not None and parked > 0.5  # its backoff stands
