@@ -42,7 +42,7 @@ return out
 
 
 class Parking:
-    """The parked and pending sets, and the dead-letter index."""
+    """The parked and pending sets, and a view of the dead-letter index (LeadStore.bury writes it)."""
 
     def __init__(self, client: redis.Redis, *, keys: Keys, lease_seconds: float) -> None:
         self._redis = client
@@ -74,21 +74,6 @@ class Parking:
         pipe = self._redis.pipeline(transaction=True)
         pipe.zrem(self._keys.pending, lead_id)
         pipe.zrem(self._keys.parked, lead_id)
-        pipe.execute()
-
-    def bury(self, lead_id: str) -> None:
-        """Dead-letter the lead: remove it from the delivery sets and index it among the dead."""
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.zrem(self._keys.pending, lead_id)
-        pipe.zrem(self._keys.parked, lead_id)
-        pipe.zadd(self._keys.dead, {lead_id: now_ms()})
-        pipe.execute()
-
-    def revive(self, lead_id: str) -> None:
-        """Take a lead out of the dead letters and make it pending now."""
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.zrem(self._keys.dead, lead_id)
-        pipe.zadd(self._keys.pending, {lead_id: now_ms() + self._lease_ms})
         pipe.execute()
 
     def claim_due(self, *, limit: int = 100) -> list[str]:

@@ -21,9 +21,8 @@ from tests.harness import Stack, wait_until
 from workers.connections import connect
 from workers.dead_letters import DeadLetters
 from workers.keys import Keys
-from workers.parking import Parking
 from workers.pause import DeliveryPause
-from workers.records import LeadStore, Status
+from workers.records import LeadStore
 
 TOKEN = "dead-letter-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -177,11 +176,9 @@ def test_cli_lists_shows_replays_all_and_purges(stack: Stack) -> None:
 def test_concurrent_replays_replay_once_and_reset_the_lead(redis_client: redis.Redis, key_prefix: str) -> None:
     keys = Keys(key_prefix)
     store = LeadStore(redis_client, keys=keys, lease_seconds=30)
-    parking = Parking(redis_client, keys=keys, lease_seconds=30)
     store.accept(lead_id="D1", payload={"id": "D1", "number": "998314242"}, source="api")
     store.update("D1", attempts=8, crashes=2, in_task=1, agent="alice", last_outcome="ambiguous")
-    store.transition("D1", Status.DEAD, dead_reason="gave up after 8 attempts", dead_at="x")
-    parking.bury("D1")
+    store.bury("D1", dead_reason="gave up after 8 attempts", dead_at="x")
     enqueued: list[str] = []
     released: list[str] = []
     dead = DeadLetters(redis_client, keys=keys, lease_seconds=30, enqueue=enqueued.append,

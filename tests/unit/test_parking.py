@@ -135,20 +135,17 @@ def test_finish_removes_from_both_sets(parking: Parking) -> None:
     assert parking.counts() == {"pending": 0, "parked": 0, "dead": 0}
 
 
-def test_bury_and_revive(parking: Parking, redis_client: redis.Redis, keys: Keys) -> None:
-    parking.park("L1", delay_seconds=10)
-    parking.park("L2", delay_seconds=10)
-    parking.bury("L1")
+def test_buried_leads_leave_the_delivery_sets_and_list_oldest_first(
+    parking: Parking, redis_client: redis.Redis, keys: Keys
+) -> None:
+    store = LeadStore(redis_client, keys=keys)
+    for lead_id in ("L1", "L2", "L3"):
+        store.accept(lead_id=lead_id, payload={"id": lead_id}, source="api")
+        parking.park(lead_id, delay_seconds=10)
+    store.bury("L1", dead_reason="x")
     time.sleep(0.002)
-    parking.bury("L3")
+    store.bury("L3", dead_reason="y")
     assert parking.counts() == {"pending": 1, "parked": 1, "dead": 2}
     assert parking.dead_ids() == ["L1", "L3"]  # oldest death first
     assert parking.dead_ids(limit=1) == ["L1"]
     assert parking.claim_due() == [] and redis_client.zscore(keys.pending, "L1") is None
-
-    before = now_ms()
-    parking.revive("L1")
-    assert parking.dead_ids() == ["L3"]
-    lease = redis_client.zscore(keys.pending, "L1")
-    assert lease is not None and lease >= before + 29_000
-    assert parking.counts() == {"pending": 2, "parked": 1, "dead": 1}
