@@ -100,28 +100,35 @@ class Deliverer:
                 # Ryng accepted it and we recorded that, but a crash came before the status: never post again.
                 return self._decide(lead_id, int(record.get("attempts", "1") or 1), None, probing=False)
             if record.get("in_task") == "1":
-                crashes = self._store.incr(lead_id, "crashes")
-                self._store.event(lead_id, "crash", crashes=crashes)
-                if crashes >= self._policy.max_crashes:
-                    return self._bury(lead_id, reason=f"crashed {crashes} times while being delivered")
+                _, buried = self._crash(lead_id, detail=" while being delivered")
+                if buried:
+                    return buried
             self._store.update(lead_id, in_task="1")
             try:
                 label = self._step(lead_id, record)
             except redis.RedisError:
                 raise  # Redis itself is away: not the lead's fault; its lease brings it back, uncounted
             except Exception as exc:  # a lead-specific crash: counted, parked with backoff, never hot-looped
-                crashes = self._store.incr(lead_id, "crashes")
-                self._store.update(lead_id, in_task="0", last_error=f"{type(exc).__name__}: {exc}"[:500])
-                self._store.event(lead_id, "crash", crashes=crashes, error=type(exc).__name__)
-                log.exception("delivery_crashed", lead_id=lead_id, crashes=crashes)
-                if crashes >= self._policy.max_crashes:
-                    return self._bury(lead_id, reason=f"crashed {crashes} times: {type(exc).__name__}")
+                name = type(exc).__name__
+                self._store.update(lead_id, in_task="0", last_error=f"{name}: {exc}"[:500])
+                log.exception("delivery_crashed", lead_id=lead_id)
+                crashes, buried = self._crash(lead_id, detail=f": {name}", error=name)
+                if buried:
+                    return buried
                 self._parking.park(lead_id, delay_seconds=self._policy.backoff(crashes))
                 return "crashed"
             self._store.update(lead_id, in_task="0")
             return label
         finally:
             self._store.unlock(lead_id, token=token)
+
+    def _crash(self, lead_id: str, *, detail: str, error: str | None = None) -> tuple[int, str | None]:
+        """Count one crash of this lead's delivery: (crashes so far, the burial's label once past the limit)."""
+        crashes = self._store.incr(lead_id, "crashes")
+        self._store.event(lead_id, "crash", crashes=crashes, **({"error": error} if error else {}))
+        if crashes >= self._policy.max_crashes:
+            return crashes, self._bury(lead_id, reason=f"crashed {crashes} times{detail}")
+        return crashes, None
 
     # --- the steps ----------------------------------------------------------------------------------
     def _step(self, lead_id: str, record: dict[str, str]) -> str:
@@ -292,8 +299,8 @@ def _ryng_fields(payload: dict[str, Any]) -> dict[str, str]:
     return fields
 
 
-def _seconds_since(created_ms: str | None) -> float:
-    if not created_ms or not created_ms.isdigit():
+def _seconds_since(since_ms: str | None) -> float:
+    if not since_ms or not since_ms.isdigit():
         return 0.0
-    return max(0.0, (now_ms() - int(created_ms)) / 1000)
+    return max(0.0, (now_ms() - int(since_ms)) / 1000)
 
