@@ -232,7 +232,7 @@ def uvicorn_in_thread(app: Any, **config: Any) -> Iterator[tuple[str, int]]:
 
 @contextmanager
 def embedded_redis(*, data_dir: Path | None = None) -> Iterator[Any]:
-    from workers.embedded import start_embedded
+    from workers.store.embedded import start_embedded
 
     server = start_embedded(data_dir=data_dir)
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from config.settings import get_settings
-from workers.connections import redis_url
+from workers.store.connections import redis_url
 
 _settings = get_settings()
 

@@ -8,8 +8,8 @@ import structlog
 from celery.signals import task_postrun, task_prerun, worker_process_shutdown
 
 from workers.celery_app import app
-from workers.context import build_context, close_context, get_context
-from workers.pump import Pump
+from workers.delivery.pump import Pump
+from workers.services import build_context, close_context, get_context
 
 log = structlog.get_logger("workers.tasks")
 

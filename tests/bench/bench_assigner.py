@@ -14,9 +14,9 @@ import pytest
 import redis
 
 from config.routing import RoutingConfig
-from workers.assigner import STRATEGIES, Assigner, LeadFacts
-from workers.connections import connect
-from workers.keys import Keys
+from workers.routing.assigner import STRATEGIES, Assigner, LeadFacts
+from workers.store.connections import connect
+from workers.store.keys import Keys
 
 AGENTS = [f"agent{n}" for n in range(7)]
 RAW = "local n = redis.call('INCR', KEYS[1]) return ARGV[(n % #ARGV) + 1]"

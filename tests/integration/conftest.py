@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from workers.connections import connect
-from workers.keys import Keys
+from workers.store.connections import connect
+from workers.store.keys import Keys
 
 
 @pytest.fixture

@@ -1,0 +1,64 @@
+"""Delivery pause: when Ryng answers 403 every worker stops posting, keeps every lead, and probes for recovery."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from workers.store.keys import Keys
+from workers.store.records import iso
+
+# KEYS: paused hash, probe, held set, parked zset. ARGV: now (ms). Held leads still parked become due now.
+_RESUME = """
+local was_paused = redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[2])
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  redis.call('ZADD', KEYS[4], 'XX', tonumber(ARGV[1]), id)
+end
+redis.call('DEL', KEYS[3])
+return was_paused
+"""
+
+
+class DeliveryPause:
+    """A flag in Redis shared by every worker, plus the right to send one probe per interval."""
+
+    def __init__(self, client: redis.Redis, *, keys: Keys, probe_seconds: float) -> None:
+        self._redis = client
+        self._keys = keys
+        self._probe_ms = int(probe_seconds * 1000)
+        self._held_key = f"{keys.paused}:held"
+        self._resume = client.register_script(_RESUME)
+
+    def pause(self, *, reason: str) -> None:
+        """Pause delivery (idempotent: the first reason and time are kept)."""
+        self._redis.hsetnx(self._keys.paused, "since", iso())
+        self._redis.hsetnx(self._keys.paused, "reason", reason)
+        # The next probe is one interval away, not immediate: the token was just refused.
+        self._redis.set(self._keys.probe, "wait", px=self._probe_ms, nx=True)
+
+    def hold(self, lead_id: str) -> None:
+        """Note a lead parked because of the pause, so that resuming wakes it at once."""
+        self._redis.sadd(self._held_key, lead_id)
+
+    def unhold(self, lead_id: str) -> None:
+        """The lead waits for another reason now (a backoff): resuming must not wake it early."""
+        self._redis.srem(self._held_key, lead_id)
+
+    def resume(self) -> bool:
+        """Resume delivery and make every lead held by the pause due now; True if it was paused."""
+        return bool(self._resume(keys=[self._keys.paused, self._keys.probe, self._held_key, self._keys.parked],
+                                 args=[int(time.time() * 1000)]))
+
+    def state(self) -> dict[str, str] | None:
+        state: dict[str, str] = self._redis.hgetall(self._keys.paused)  # type: ignore[assignment]
+        return state or None
+
+    def take_probe(self) -> bool:
+        """While paused, at most one caller per interval gets True and may send a probe request."""
+        return bool(self._redis.set(self._keys.probe, "probe", px=self._probe_ms, nx=True))
+
+    @property
+    def probe_seconds(self) -> float:
+        return self._probe_ms / 1000

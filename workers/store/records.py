@@ -1,0 +1,237 @@
+"""Lead records: one Redis hash per lead, its history, and guarded status changes.
+
+States: accepted → queued → assigned → posted → connected → completed, or retrying/waiting on the way, or dead.
+A record is written before the API answers 202, so "accepted" means "kept".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import redis
+
+from workers.store.keys import Keys
+
+
+class Status(StrEnum):
+    ACCEPTED = "accepted"
+    QUEUED = "queued"
+    WAITING = "waiting"
+    ASSIGNED = "assigned"
+    RETRYING = "retrying"
+    POSTED = "posted"
+    CONNECTED = "connected"
+    COMPLETED = "completed"
+    DEAD = "dead"
+
+
+#: Statuses after which no delivery may happen again.
+DELIVERED = frozenset({Status.POSTED, Status.CONNECTED, Status.COMPLETED})
+FINAL = DELIVERED | {Status.DEAD}
+#: Statuses a worker may still act on.
+OPEN = frozenset(Status) - FINAL
+
+MAX_EVENTS = 200
+
+_ACCEPT = """
+local lead, pending = KEYS[1], KEYS[2]
+local existing = redis.call('HGET', lead, 'fingerprint')
+if existing then
+  if existing == ARGV[1] then
+    return {'exists', redis.call('HGET', lead, 'status')}
+  end
+  return {'conflict', redis.call('HGET', lead, 'status')}
+end
+for i = 4, #ARGV, 2 do redis.call('HSET', lead, ARGV[i], ARGV[i + 1]) end
+redis.call('ZADD', pending, ARGV[2], ARGV[3])
+return {'created', 'accepted'}
+"""
+
+# KEYS[1] lead hash; ARGV[1] new status; ARGV[2] comma list of allowed current statuses ('*' = any open);
+# ARGV[3] comma list of final statuses; ARGV[4..] field/value pairs. Returns the previous status, or false.
+_TRANSITION = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then return false end
+local allowed = ARGV[2]
+if allowed == '*' then
+  if string.find(',' .. ARGV[3] .. ',', ',' .. current .. ',', 1, true) then return false end
+elseif not string.find(',' .. allowed .. ',', ',' .. current .. ',', 1, true) then
+  return false
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[1])
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return current
+"""
+
+
+# KEYS: lead hash, pending, parked, dead. ARGV: lead id, now (ms), final statuses csv, field/value pairs...
+# Status, fields and sets change together, so a replay racing the burial can never leave the lead in no set;
+# a lead already delivered (or dead) is never buried.
+_BURY = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current or string.find(',' .. ARGV[3] .. ',', ',' .. current .. ',', 1, true) then return false end
+redis.call('HSET', KEYS[1], 'status', 'dead')
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZADD', KEYS[4], tonumber(ARGV[2]), ARGV[1])
+return current
+"""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def iso(ms: int | None = None) -> str:
+    moment = (ms if ms is not None else now_ms()) / 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(moment)) + f".{int(moment * 1000) % 1000:03d}Z"
+
+
+def fingerprint(payload: Mapping[str, Any]) -> str:
+    """A stable digest of a normalised lead payload: the same lead sent twice has the same one."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The result of recording a lead: created now, already there with the same payload, or a conflict."""
+
+    outcome: str  # created | exists | conflict
+    status: str
+
+
+class LeadStore:
+    """Reads and writes lead records; every write is one atomic Redis call or a MULTI pipeline."""
+
+    def __init__(
+        self, client: redis.Redis, *, keys: Keys, lease_seconds: float = 60.0, lock_seconds: float | None = None
+    ) -> None:
+        self._redis = client
+        self._keys = keys
+        self._lease_ms = int(lease_seconds * 1000)
+        self._lock_ms = int((lock_seconds or lease_seconds) * 1000)
+        self._accept = client.register_script(_ACCEPT)
+        self._transition = client.register_script(_TRANSITION)
+        self._bury = client.register_script(_BURY)
+
+    @property
+    def keys(self) -> Keys:
+        return self._keys
+
+    def accept(self, *, lead_id: str, payload: Mapping[str, Any], source: str) -> Accepted:
+        """Record a new lead as accepted (and due for delivery), or report what is already there."""
+        stamp = now_ms()
+        fields: dict[str, str] = {
+            "id": lead_id,
+            "status": Status.ACCEPTED,
+            "source": source,
+            "payload": json.dumps(payload, sort_keys=True),
+            "fingerprint": fingerprint(payload),
+            "created_at": iso(stamp),
+            "created_ms": str(stamp),
+            "updated_at": iso(stamp),
+            "attempts": "0",
+            "crashes": "0",
+        }
+        args: list[str] = [fields["fingerprint"], str(stamp + self._lease_ms), lead_id]
+        for name, value in fields.items():
+            args += [name, value]
+        outcome, status = self._accept(keys=[self._keys.lead(lead_id), self._keys.pending], args=args)
+        if outcome == "created":
+            self.event(lead_id, "accepted", source=source)
+        return Accepted(outcome=str(outcome), status=str(status))
+
+    def get(self, lead_id: str) -> dict[str, str] | None:
+        record: dict[str, str] = self._redis.hgetall(self._keys.lead(lead_id))  # type: ignore[assignment]
+        return record or None
+
+    def payload(self, record: Mapping[str, str]) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(record.get("payload", "{}"))
+        return loaded
+
+    def transition(
+        self,
+        lead_id: str,
+        status: Status,
+        *,
+        allowed: frozenset[Status] | None = None,
+        **fields: str | int | float,
+    ) -> str | None:
+        """Move a lead to `status` if its current status is in `allowed` (default: any open status).
+
+        Returns the previous status, or None when the move was refused (unknown lead, or a state that may not
+        be left this way, e.g. `posted` never goes back to `retrying`).
+        """
+        allowed_arg = "*" if allowed is None else ",".join(sorted(allowed))
+        args: list[str] = [status, allowed_arg, ",".join(sorted(FINAL))]
+        merged = {"updated_at": iso(), **{k: str(v) for k, v in fields.items()}}
+        for name, value in merged.items():
+            args += [name, value]
+        previous = self._transition(keys=[self._keys.lead(lead_id)], args=args)
+        return str(previous) if previous else None
+
+    def bury(self, lead_id: str, **fields: str | int | float) -> str | None:
+        """Dead-letter the lead in one atomic step (status, fields, out of pending/parked, into dead).
+
+        Returns the previous status, or None when the lead is unknown, already delivered or already dead.
+        """
+        args: list[str] = [lead_id, str(now_ms()), ",".join(sorted(FINAL))]
+        for name, value in ({k: str(v) for k, v in fields.items()} | {"updated_at": iso()}).items():
+            args += [name, value]
+        keys = [self._keys.lead(lead_id), self._keys.pending, self._keys.parked, self._keys.dead]
+        previous = self._bury(keys=keys, args=args)
+        return str(previous) if previous else None
+
+    def update(self, lead_id: str, **fields: str | int | float) -> None:
+        """Set fields without changing the status."""
+        mapping: dict[str | bytes, str | bytes] = {k: str(v) for k, v in fields.items()}
+        mapping["updated_at"] = iso()
+        self._redis.hset(self._keys.lead(lead_id), mapping=mapping)  # type: ignore[arg-type]
+
+    def incr(self, lead_id: str, field: str, amount: int = 1) -> int:
+        return int(self._redis.hincrby(self._keys.lead(lead_id), field, amount))
+
+    def event(self, lead_id: str, kind: str, **data: Any) -> None:
+        """Append one entry to the lead's history (bounded to the newest MAX_EVENTS)."""
+        entry = json.dumps({"at": iso(), "event": kind, **data}, default=str, sort_keys=True)
+        key = self._keys.lead_events(lead_id)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.rpush(key, entry)
+        pipe.ltrim(key, -MAX_EVENTS, -1)
+        pipe.execute()
+
+    def events(self, lead_id: str) -> list[dict[str, Any]]:
+        raw: list[str] = self._redis.lrange(self._keys.lead_events(lead_id), 0, -1)  # type: ignore[assignment]
+        return [json.loads(item) for item in raw]
+
+    def remember_webhook(self, webhook_id: str, *, lead_id: str, ttl_seconds: int = 7 * 24 * 3600) -> None:
+        """Note which lead a webhook delivery carried (the first one wins)."""
+        self._redis.set(self._keys.webhook(webhook_id), lead_id, nx=True, ex=ttl_seconds)
+
+    def webhook_lead(self, webhook_id: str) -> str | None:
+        """The lead an earlier delivery with this `webhook-id` carried, if any."""
+        lead_id: str | None = self._redis.get(self._keys.webhook(webhook_id))  # type: ignore[assignment]
+        return lead_id
+
+    def lock(self, lead_id: str, *, token: str) -> bool:
+        """Take the lead's delivery lock (it outlasts a Ryng request); False when another worker holds it."""
+        return bool(self._redis.set(self._keys.lead_lock(lead_id), token, nx=True, px=self._lock_ms))
+
+    def unlock(self, lead_id: str, *, token: str) -> None:
+        self._redis.eval(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+            1,
+            self._keys.lead_lock(lead_id),
+            token,
+        )
+
+    def is_locked(self, lead_id: str) -> bool:
+        return bool(self._redis.exists(self._keys.lead_lock(lead_id)))
