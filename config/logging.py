@@ -1,4 +1,9 @@
-"""structlog set-up: once per process; JSON off a TTY, console on one; context variables merged first."""
+"""structlog set-up: once per process; JSON off a TTY, console on one; context variables merged first.
+
+Loggers are named by module (`structlog.get_logger(__name__)`). In JSON, a traceback is structured data (the
+`exception` key holds the exception chain with its frames), so a log pipeline can query it; on a console it is
+the usual text.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 
 _SECRET_KEYS = re.compile(r"token|secret|password|authorization|signature", re.IGNORECASE)
 
@@ -34,10 +40,15 @@ def configure_logging(*, level: str = "INFO", fmt: str = "auto") -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer() if render_json else structlog.dev.ConsoleRenderer(colors=False)
     )
+    # No local variables in tracebacks: they may hold a token or a customer's phone number.
+    tracebacks: Any = (
+        structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)) if render_json
+        else structlog.processors.format_exc_info
+    )
     structlog.configure(
         processors=[
             *shared,
-            structlog.processors.format_exc_info,
+            tracebacks,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -46,7 +57,7 @@ def configure_logging(*, level: str = "INFO", fmt: str = "auto") -> None:
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, tracebacks, renderer],
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)

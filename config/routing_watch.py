@@ -21,7 +21,7 @@ from config.routing import RoutingConfig, RoutingConfigError, load_routing
 
 __all__ = ["RoutingWatch"]
 
-log = structlog.get_logger("config.routing_watch")
+log = structlog.get_logger(__name__)
 
 _Stamp = tuple[int, int, int]
 _MISSING: _Stamp = (-1, -1, -1)

@@ -1,170 +1,240 @@
-"""Per-process resources of a worker: one Redis client, one Ryng httpx client, the pieces that use them.
+"""The composition root: every collaborator of the router, built from settings in one place.
 
-Built on first use in each process (after the prefork pool forks) and closed at process shutdown.
+The API, the worker, every CLI command and the tests build a `Services` with `Services.from_settings(settings)`
+and take only what they use: each collaborator is built on first use, so an import that needs a lead store never
+opens a Ryng client. A worker process keeps one `Services` (built after the prefork pool forks, see
+`process_services`); the API keeps one for its lifespan.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 
-import redis
+import httpx
+from redis import Redis
 
 from config.routing import RoutingConfig
 from config.routing_watch import RoutingWatch
 from config.settings import Settings, get_settings
-from workers.delivery.deliverer import Deliverer, DeliveryPolicy
-from workers.routing.assigner import Assigner
+from workers.delivery.deliverer import Deliverer
+from workers.delivery.policy import DeliveryPolicy
+from workers.routing.agents import AgentStore
+from workers.routing.assigner import Assigner, cancel_reservation
+from workers.ryng.callbacks import CallbackRecorder
 from workers.ryng.client import RyngClient
+from workers.ryng.target import ryng_target
 from workers.store.connections import connect, redis_url
 from workers.store.counters import Counters
+from workers.store.dead_letters import DeadLetters
 from workers.store.keys import Keys
 from workers.store.limiter import RateLimiter
 from workers.store.parking import Parking
 from workers.store.pause import DeliveryPause
 from workers.store.records import LeadStore
 
-SANDBOX_PATH = "/rest-api/v1"
+__all__ = ["LIMITER_WINDOW_SECONDS", "Services", "close_process_services", "process_services"]
+
+#: One second of margin on Ryng's minute: network delay may move a request into Ryng's next window.
+LIMITER_WINDOW_SECONDS = 61.0
 
 
-@dataclass
-class WorkerContext:
+@dataclass(eq=False)
+class Services:
+    """Settings, one Redis client and the collaborators built over them (each on first use).
+
+    Tests may replace a collaborator before first use (`services.limiter = RateLimiter(...)`): the ones built
+    later take the replacement.
+    """
+
     settings: Settings
-    redis: redis.Redis
+    redis: Redis
     keys: Keys
-    store: LeadStore
-    parking: Parking
-    limiter: RateLimiter
-    pause: DeliveryPause
-    assigner: Assigner
-    ryng: RyngClient
-    counters: Counters
-    deliverer: Deliverer
-    routing_watch: RoutingWatch | None = None
+    #: httpx transport for the Ryng client (tests pass `httpx.MockTransport`); None: the network.
+    ryng_transport: httpx.BaseTransport | None = None
+    #: How the deliverer sleeps through a short wait (tests record instead).
+    sleep: Callable[[float], None] = time.sleep
+    #: Seconds between looks at the routing file; 0 looks on every `follow_routing()`.
+    routing_interval: float = 2.0
+    _routing: RoutingConfig | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        client: Redis | None = None,
+        routing: RoutingConfig | None = None,
+        ryng_transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        routing_interval: float = 2.0,
+    ) -> Services:
+        """Wire the router from settings; `client` reuses a Redis client, `routing` replaces the routing file."""
+        return cls(
+            settings=settings,
+            redis=client if client is not None else connect(redis_url(settings.redis_url)),
+            keys=Keys(settings.router_key_prefix),
+            ryng_transport=ryng_transport,
+            sleep=sleep,
+            routing_interval=routing_interval,
+            _routing=routing,
+        )
+
+    # --- storage -------------------------------------------------------------------------------------------
+
+    @cached_property
+    def store(self) -> LeadStore:
+        return LeadStore(
+            self.redis, keys=self.keys, lease_seconds=self.settings.router_lease_seconds,
+            lock_seconds=self.settings.delivery_lock_seconds,
+        )
+
+    @cached_property
+    def parking(self) -> Parking:
+        return Parking(self.redis, keys=self.keys, lease_seconds=self.settings.router_lease_seconds)
+
+    @cached_property
+    def pause(self) -> DeliveryPause:
+        return DeliveryPause(self.redis, keys=self.keys, probe_seconds=self.settings.router_pause_probe_seconds)
+
+    @cached_property
+    def limiter(self) -> RateLimiter:
+        return RateLimiter(
+            self.redis, keys=self.keys, limit=self.settings.ryng_rate_limit_per_min,
+            window_seconds=LIMITER_WINDOW_SECONDS,
+        )
+
+    @cached_property
+    def counters(self) -> Counters:
+        return Counters(self.redis, keys=self.keys)
+
+    @cached_property
+    def callbacks(self) -> CallbackRecorder:
+        return CallbackRecorder(self.redis, keys=self.keys)
+
+    @cached_property
+    def agents(self) -> AgentStore:
+        return AgentStore(self.redis, keys=self.keys)
+
+    def dead_letters(self, *, enqueue: Callable[[str], None] | None = None) -> DeadLetters:
+        """Dead letters; with `enqueue`, replays send leads back to delivery (else replays are refused).
+
+        Needs no routing configuration: a replay frees a reservation without wrap-up.
+        """
+        if enqueue is None:
+            return DeadLetters(
+                self.redis, keys=self.keys, lease_seconds=self.settings.router_lease_seconds, enqueue=_no_enqueue
+            )
+        return DeadLetters(
+            self.redis, keys=self.keys, lease_seconds=self.settings.router_lease_seconds, enqueue=enqueue,
+            release=lambda lead_id: cancel_reservation(self.redis, keys=self.keys, lead_id=lead_id),
+        )
+
+    # --- routing -------------------------------------------------------------------------------------------
+
+    @cached_property
+    def routing_watch(self) -> RoutingWatch:
+        return RoutingWatch(
+            path=self.settings.router_routing_file, agents=self.settings.agents, interval=self.routing_interval
+        )
+
+    @property
+    def routing(self) -> RoutingConfig:
+        """The routing in force: the one given to `from_settings`, else the routing file's (or ROUTER_AGENTS)."""
+        return self._routing if self._routing is not None else self.routing_watch.config
+
+    @cached_property
+    def assigner(self) -> Assigner:
+        return self._assigner_for(self.routing)
+
+    @property
+    def pool_names(self) -> frozenset[str]:
+        return frozenset(pool.name for pool in self.assigner.routing.pools)
 
     def follow_routing(self) -> bool:
-        """Adopt a changed routing file: a new assigner, re-registered in Redis; True when it changed."""
-        return self.routing_watch is not None and self.routing_watch.check(self._adopt_routing)
+        """Adopt a changed routing file (a new assigner, re-registered in Redis); True when it changed."""
+        return self._routing is None and self.routing_watch.check(self.adopt_routing)
 
-    def _adopt_routing(self, routing: RoutingConfig) -> None:
-        assigner = Assigner(
+    def adopt_routing(self, routing: RoutingConfig, *, sync: bool = True) -> None:
+        """Route by `routing` from now on; `sync` re-registers its agents and pools in Redis (idempotent)."""
+        assigner = self._assigner_for(routing)
+        if sync:
+            assigner.sync()
+        self.__dict__["assigner"] = assigner
+        self.__dict__.pop("deliverer", None)  # the next delivery is wired to the new assigner
+
+    def _assigner_for(self, routing: RoutingConfig) -> Assigner:
+        return Assigner(
             self.redis, keys=self.keys, routing=routing,
             reservation_timeout_seconds=self.settings.router_reservation_timeout_seconds,
         )
-        assigner.sync()
-        self.assigner = assigner
-        self.deliverer = make_deliverer(
-            settings=self.settings, store=self.store, parking=self.parking, limiter=self.limiter,
-            pause=self.pause, assigner=assigner, ryng=self.ryng, counters=self.counters,
+
+    # --- delivery ------------------------------------------------------------------------------------------
+
+    @cached_property
+    def ryng(self) -> RyngClient:
+        base_url, token = ryng_target(self.settings)
+        return RyngClient(
+            base_url=base_url,
+            token=token,
+            timeout=self.settings.ryng_timeout_seconds,
+            body_format=self.settings.ryng_body_format,
+            form_agent_field=self.settings.ryng_form_agent_field,
+            transport=self.ryng_transport,
+        )
+
+    @cached_property
+    def policy(self) -> DeliveryPolicy:
+        return DeliveryPolicy.from_settings(self.settings)
+
+    @cached_property
+    def deliverer(self) -> Deliverer:
+        limiter = self.limiter
+
+        def acquire() -> tuple[bool, float]:
+            slot = limiter.acquire()
+            return slot.granted, slot.wait_seconds
+
+        return Deliverer(
+            store=self.store, parking=self.parking, limiter_acquire=acquire, pause=self.pause,
+            assigner=self.assigner, ryng=self.ryng, policy=self.policy, counters=self.counters, sleep=self.sleep,
         )
 
     def close(self) -> None:
-        self.ryng.close()
+        """Close what was opened: the Ryng client (if it was ever built) and the Redis client."""
+        ryng = self.__dict__.get("ryng")
+        if ryng is not None:
+            ryng.close()
         self.redis.close()
 
 
-def ryng_target(settings: Settings) -> tuple[str, str]:
-    """The Ryng base URL and token in force: the real account when a token is set, else the sandbox."""
-    if not settings.uses_sandbox:
-        url = settings.ryng_url
-        if url is None:
-            raise ValueError("RYNG_ACCESS_TOKEN is set: set RYNG_SUBDOMAIN or RYNG_BASE_URL too")
-        token = settings.ryng_access_token
-        assert token is not None
-        return url, token.get_secret_value()
-    url = settings.ryng_url or f"http://{settings.sandbox_host}:{settings.sandbox_port}{SANDBOX_PATH}"
-    return url, settings.sandbox_token
+def _no_enqueue(lead_id: str) -> None:
+    raise RuntimeError("read-only dead-letter access cannot enqueue")
 
 
-def callback_urls(settings: Settings) -> tuple[str | None, str | None]:
-    """The connect and terminal callback URLs handed to Ryng, when a public URL and secret are set."""
-    secret = settings.router_callback_secret
-    if not settings.router_public_url or secret is None or not secret.get_secret_value():
-        return None, None
-    base = f"{settings.router_public_url}/v1/ryng/{secret.get_secret_value()}"
-    return f"{base}/connect", f"{base}/terminal"
+_process: Services | None = None
+_process_pid: int | None = None
 
 
-def policy_from(settings: Settings) -> DeliveryPolicy:
-    connect_url, terminal_url = callback_urls(settings)
-    return DeliveryPolicy(
-        max_attempts=settings.router_max_attempts,
-        backoff_base_seconds=settings.router_backoff_base_seconds,
-        backoff_max_seconds=settings.router_backoff_max_seconds,
-        max_crashes=settings.router_max_deliveries,
-        campaign_name_template=settings.ryng_campaign_name_template,
-        field_slots=tuple(sorted(settings.field_map.items())),
-        lead_id_slot=settings.ryng_lead_id_field,
-        connect_callback_url=connect_url,
-        terminal_callback_url=terminal_url,
-    )
+def process_services() -> Services:
+    """This worker process's services, built on first use (and again after a fork); follows the routing file.
+
+    The routing file is looked at on every call (a stat): a lead the API took under a newly added pool never
+    meets the old file here.
+    """
+    global _process, _process_pid
+    if _process is None or _process_pid != os.getpid():
+        _process = Services.from_settings(get_settings(), routing_interval=0.0)
+        _process_pid = os.getpid()
+    _process.follow_routing()
+    return _process
 
 
-def make_deliverer(
-    *, settings: Settings, store: LeadStore, parking: Parking, limiter: RateLimiter, pause: DeliveryPause,
-    assigner: Assigner, ryng: RyngClient, counters: Counters,
-) -> Deliverer:
-    def acquire() -> tuple[bool, float]:
-        slot = limiter.acquire()
-        return slot.granted, slot.wait_seconds
-
-    return Deliverer(
-        store=store, parking=parking, limiter_acquire=acquire, pause=pause, assigner=assigner,
-        ryng=ryng, policy=policy_from(settings), counters=counters, sleep=time.sleep,
-    )
-
-
-def build_context(settings: Settings) -> WorkerContext:
-    client = connect(redis_url(settings.redis_url))
-    keys = Keys(settings.router_key_prefix)
-    store = LeadStore(
-        client, keys=keys, lease_seconds=settings.router_lease_seconds, lock_seconds=settings.delivery_lock_seconds
-    )
-    parking = Parking(client, keys=keys, lease_seconds=settings.router_lease_seconds)
-    # One second of margin on Ryng's minute: network delay may move a request into Ryng's next window.
-    limiter = RateLimiter(client, keys=keys, limit=settings.ryng_rate_limit_per_min, window_seconds=61.0)
-    pause = DeliveryPause(client, keys=keys, probe_seconds=settings.router_pause_probe_seconds)
-    # A stat per task (interval 0): a lead the API took under a newly added pool never meets the old file here.
-    watch = RoutingWatch(path=settings.router_routing_file, agents=settings.agents, interval=0.0)
-    assigner = Assigner(
-        client, keys=keys, routing=watch.config, reservation_timeout_seconds=settings.router_reservation_timeout_seconds
-    )
-    base_url, token = ryng_target(settings)
-    ryng = RyngClient(
-        base_url=base_url,
-        token=token,
-        timeout=settings.ryng_timeout_seconds,
-        body_format=settings.ryng_body_format,
-        form_agent_field=settings.ryng_form_agent_field,
-    )
-    counters = Counters(client, keys=keys)
-    deliverer = make_deliverer(
-        settings=settings, store=store, parking=parking, limiter=limiter, pause=pause, assigner=assigner,
-        ryng=ryng, counters=counters,
-    )
-    return WorkerContext(
-        settings=settings, redis=client, keys=keys, store=store, parking=parking, limiter=limiter,
-        pause=pause, assigner=assigner, ryng=ryng, counters=counters, deliverer=deliverer, routing_watch=watch,
-    )
-
-
-_context: WorkerContext | None = None
-_context_pid: int | None = None
-
-
-def get_context() -> WorkerContext:
-    """This process's context, built on first use (and rebuilt after a fork)."""
-    global _context, _context_pid
-    if _context is None or _context_pid != os.getpid():
-        _context = build_context(get_settings())
-        _context_pid = os.getpid()
-    _context.follow_routing()
-    return _context
-
-
-def close_context() -> None:
-    global _context, _context_pid
-    if _context is not None and _context_pid == os.getpid():
-        _context.close()
-    _context, _context_pid = None, None
+def close_process_services() -> None:
+    global _process, _process_pid
+    if _process is not None and _process_pid == os.getpid():
+        _process.close()
+    _process, _process_pid = None, None

@@ -9,15 +9,15 @@ from celery.signals import task_postrun, task_prerun, worker_process_shutdown
 
 from workers.celery_app import app
 from workers.delivery.pump import Pump
-from workers.services import build_context, close_context, get_context
+from workers.services import Services, close_process_services, process_services
 
-log = structlog.get_logger("workers.tasks")
+log = structlog.get_logger(__name__)
 
 
 @app.task(name="lead_router.deliver", ignore_result=True)
 def deliver(lead_id: str) -> str:
     """Deliver one lead (idempotent: a redelivered message for a posted lead does nothing)."""
-    outcome = get_context().deliverer.run(lead_id)
+    outcome = process_services().deliverer.run(lead_id)
     log.info("lead_delivery_step", lead_id=lead_id, outcome=outcome)
     return outcome
 
@@ -32,18 +32,18 @@ def start_pump() -> Pump:
     """Start the pump thread with its own Redis connection (the worker's main process)."""
     from config.settings import get_settings
 
-    context = build_context(get_settings())
-    context.assigner.sync()
+    services = Services.from_settings(get_settings(), routing_interval=0.0)
+    services.assigner.sync()
 
     def expire_reservations() -> int:
-        context.follow_routing()  # keeps Redis in step with a changed routing file even with no leads coming
-        return context.assigner.expire_reservations()
+        services.follow_routing()  # keeps Redis in step with a changed routing file even with no leads coming
+        return services.assigner.expire_reservations()
 
     pump = Pump(
-        parking=context.parking,
+        parking=services.parking,
         enqueue=enqueue,
         expire_reservations=expire_reservations,
-        interval=context.settings.router_pump_interval_seconds,
+        interval=services.settings.router_pump_interval_seconds,
     )
     pump.start()
     return pump
@@ -66,4 +66,4 @@ def _unbind_lead(**_: Any) -> None:
 
 @worker_process_shutdown.connect
 def _close(**_: Any) -> None:
-    close_context()
+    close_process_services()

@@ -13,22 +13,13 @@ import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from config.routing import RoutingConfig
-from config.routing_watch import RoutingWatch
 from config.settings import Settings, get_settings
 from router.api.limits import BodyLimitMiddleware
 from router.api.routes import admin, agents, callbacks, health, leads, routing
 from router.api.signatures import WebhookVerifier
-from workers.routing.assigner import Assigner
-from workers.ryng.callbacks import CallbackRecorder
-from workers.store.connections import connect, redis_url
-from workers.store.counters import Counters
-from workers.store.keys import Keys
-from workers.store.parking import Parking
-from workers.store.pause import DeliveryPause
-from workers.store.records import LeadStore
+from workers.services import Services
 
-log = structlog.get_logger("router.api.app")
+log = structlog.get_logger(__name__)
 
 
 def build_verifier(settings: Settings) -> WebhookVerifier:
@@ -49,35 +40,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from workers.tasks import enqueue
 
-        client = connect(redis_url(settings.redis_url))
-        keys = Keys(settings.router_key_prefix)
-        state = app.state
-        state.settings, state.redis, state.keys = settings, client, keys
-        state.store = LeadStore(client, keys=keys, lease_seconds=settings.router_lease_seconds)
-        state.parking = Parking(client, keys=keys, lease_seconds=settings.router_lease_seconds)
-        state.pause = DeliveryPause(client, keys=keys, probe_seconds=settings.router_pause_probe_seconds)
-        state.counters = Counters(client, keys=keys)
-        state.callbacks = CallbackRecorder(client, keys=keys)
-        state.routing_watch = watch = RoutingWatch(path=settings.router_routing_file, agents=settings.agents)
-
-        def adopt(routing: RoutingConfig, *, sync: bool = True) -> None:
-            assigner = Assigner(client, keys=keys, routing=routing,
-                                reservation_timeout_seconds=settings.router_reservation_timeout_seconds)
-            if sync:  # a changed routing file: re-register agents and pools (idempotent)
-                assigner.sync()
-            state.assigner, state.pool_names = assigner, frozenset(pool.name for pool in routing.pools)
-
-        adopt(watch.config, sync=False)
-        follower = asyncio.create_task(watch.follow(adopt))
-        state.verifier = build_verifier(settings)
-        state.enqueue = enqueue
-        state.release_capacity = lambda lead_id: state.assigner.release(lead_id=lead_id)
-        state.readiness = lambda: _readiness(client)
+        services = Services.from_settings(settings)
+        app.state.services = services
+        app.state.verifier = build_verifier(settings)
+        app.state.enqueue = enqueue
+        follower = asyncio.create_task(services.routing_watch.follow(services.adopt_routing))
         try:
             yield
         finally:
             follower.cancel()
-            client.close()
+            services.close()
 
     app = FastAPI(
         title="Ryng lead router",
@@ -98,24 +70,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     _install_handlers(app)
     return app
-
-
-def _readiness(client: redis.Redis) -> dict[str, str]:
-    from workers.celery_app import app as celery_app
-
-    checks: dict[str, str] = {}
-    try:
-        client.ping()
-        checks["redis"] = "ok"
-    except redis.RedisError as exc:
-        checks["redis"] = f"unreachable: {type(exc).__name__}"
-    try:
-        with celery_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-        checks["broker"] = "ok"
-    except Exception as exc:
-        checks["broker"] = f"unreachable: {type(exc).__name__}"
-    return checks
 
 
 def safe_path(path: str) -> str:

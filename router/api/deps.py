@@ -1,36 +1,114 @@
-"""FastAPI dependencies: settings, Redis and admin authentication, as `Annotated` aliases."""
+"""FastAPI dependencies: the router's collaborators and admin authentication, as typed `Annotated` aliases.
+
+The app's lifespan puts one `Services` (the composition root) and one webhook verifier on `app.state`; these
+functions are the only readers of `app.state`, so a route's signature says what it uses.
+"""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Annotated
 
 import redis
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from config.routing_watch import RoutingWatch
 from config.settings import Settings
+from router.api.signatures import WebhookVerifier
+from workers.routing.agents import AgentStore
+from workers.routing.assigner import Assigner
+from workers.ryng.callbacks import CallbackRecorder
+from workers.services import Services
+from workers.store.counters import Counters
 from workers.store.keys import Keys
+from workers.store.parking import Parking
+from workers.store.pause import DeliveryPause
+from workers.store.records import LeadStore
+
+__all__ = [
+    "AdminDep", "AgentStoreDep", "AssignerDep", "CallbacksDep", "CountersDep", "EnqueueDep", "KeysDep",
+    "ParkingDep", "PauseDep", "RedisDep", "RoutingWatchDep", "ServicesDep", "SettingsDep", "StoreDep",
+    "VerifierDep", "require_admin",
+]
 
 
-def get_app_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
 
 
-def get_redis(request: Request) -> redis.Redis:
-    client: redis.Redis = request.app.state.redis
-    return client
+def get_verifier(request: Request) -> WebhookVerifier:
+    verifier: WebhookVerifier = request.app.state.verifier
+    return verifier
 
 
-def get_keys(request: Request) -> Keys:
-    keys: Keys = request.app.state.keys
-    return keys
+def get_enqueue(request: Request) -> Callable[[str], None]:
+    enqueue: Callable[[str], None] = request.app.state.enqueue
+    return enqueue
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+VerifierDep = Annotated[WebhookVerifier, Depends(get_verifier)]
+EnqueueDep = Annotated[Callable[[str], None], Depends(get_enqueue)]
+
+
+def get_app_settings(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+def get_redis(services: ServicesDep) -> redis.Redis:
+    return services.redis
+
+
+def get_keys(services: ServicesDep) -> Keys:
+    return services.keys
+
+
+def get_store(services: ServicesDep) -> LeadStore:
+    return services.store
+
+
+def get_parking(services: ServicesDep) -> Parking:
+    return services.parking
+
+
+def get_pause(services: ServicesDep) -> DeliveryPause:
+    return services.pause
+
+
+def get_counters(services: ServicesDep) -> Counters:
+    return services.counters
+
+
+def get_callbacks(services: ServicesDep) -> CallbackRecorder:
+    return services.callbacks
+
+
+def get_agent_store(services: ServicesDep) -> AgentStore:
+    return services.agents
+
+
+def get_assigner(services: ServicesDep) -> Assigner:
+    return services.assigner
+
+
+def get_routing_watch(services: ServicesDep) -> RoutingWatch:
+    return services.routing_watch
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
 KeysDep = Annotated[Keys, Depends(get_keys)]
+StoreDep = Annotated[LeadStore, Depends(get_store)]
+ParkingDep = Annotated[Parking, Depends(get_parking)]
+PauseDep = Annotated[DeliveryPause, Depends(get_pause)]
+CountersDep = Annotated[Counters, Depends(get_counters)]
+CallbacksDep = Annotated[CallbackRecorder, Depends(get_callbacks)]
+AgentStoreDep = Annotated[AgentStore, Depends(get_agent_store)]
+AssignerDep = Annotated[Assigner, Depends(get_assigner)]
+RoutingWatchDep = Annotated[RoutingWatch, Depends(get_routing_watch)]
 
 _bearer = HTTPBearer(auto_error=False, description="ROUTER_ADMIN_TOKEN")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from router.api.schemas import LeadRecord
+from router.api.schemas import LeadRecord as LeadRecordView
 from workers.store.records import LeadStore
 
 _TEXT_FIELDS = (
@@ -13,20 +13,19 @@ _TEXT_FIELDS = (
 )
 
 
-def record_view(store: LeadStore, lead_id: str) -> LeadRecord | None:
+def record_view(store: LeadStore, lead_id: str) -> LeadRecordView | None:
     record = store.get(lead_id)
     if record is None:
         return None
-    payload = store.payload(record)
-    texts = {name: record.get(name) or None for name in _TEXT_FIELDS}
-    return LeadRecord(
+    texts = {name: getattr(record, name) or None for name in _TEXT_FIELDS}
+    return LeadRecordView(
         id=lead_id,
-        status=record.get("status", "unknown"),
-        number=payload.get("number"),
-        name=payload.get("name"),
-        fields=payload.get("fields") or {},
-        attempts=int(record.get("attempts", "0") or 0),
-        possible_duplicate=record.get("possible_duplicate") == "1",
+        status=record.status,
+        number=record.payload.get("number"),
+        name=record.payload.get("name"),
+        fields=record.payload.get("fields") or {},
+        attempts=record.attempts,
+        possible_duplicate=record.possible_duplicate,
         history=store.events(lead_id),
         **texts,
     )

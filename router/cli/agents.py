@@ -18,13 +18,9 @@ agents_app = typer.Typer(help="Agents: list, pause, resume, set weight/capacity.
 
 
 def _store() -> AgentStore:
-    from router.cli.settings import settings_or_exit
-    from workers.store.connections import connect, redis_url
-    from workers.store.keys import Keys
+    from router.cli.settings import services_or_exit
 
-    settings = settings_or_exit()
-    client = connect(redis_url(settings.redis_url))
-    return AgentStore(client, keys=Keys(settings.router_key_prefix))
+    return services_or_exit().agents
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from router.cli.settings import settings_or_exit
+from router.cli.settings import services_or_exit
 from workers.store.dead_letters import BatchResult, DeadLetters
 from workers.store.pause import DeliveryPause
 
@@ -21,36 +21,16 @@ delivery_app = typer.Typer(help="Delivery to Ryng: pause status, resume after a 
 
 
 def _dead_letters(*, for_replay: bool = False) -> DeadLetters:
-    from workers.store.connections import connect, redis_url
-    from workers.store.keys import Keys
-
-    settings = settings_or_exit()
-    client = connect(redis_url(settings.redis_url))
-    keys = Keys(settings.router_key_prefix)
+    services = services_or_exit()
     if not for_replay:
-        return DeadLetters(client, keys=keys, lease_seconds=settings.router_lease_seconds, enqueue=_no_enqueue)
-    from workers.routing.assigner import cancel_reservation
+        return services.dead_letters()
     from workers.tasks import enqueue
 
-    return DeadLetters(
-        client, keys=keys, lease_seconds=settings.router_lease_seconds, enqueue=enqueue,
-        release=lambda lead_id: cancel_reservation(client, keys=keys, lead_id=lead_id),
-    )
-
-
-def _no_enqueue(lead_id: str) -> None:
-    raise RuntimeError("read-only dead-letter access cannot enqueue")
+    return services.dead_letters(enqueue=enqueue)
 
 
 def _pause() -> DeliveryPause:
-    from workers.store.connections import connect, redis_url
-    from workers.store.keys import Keys
-
-    settings = settings_or_exit()
-    client = connect(redis_url(settings.redis_url))
-    return DeliveryPause(
-        client, keys=Keys(settings.router_key_prefix), probe_seconds=settings.router_pause_probe_seconds
-    )
+    return services_or_exit().pause
 
 
 def _report(verb: str, result: BatchResult) -> None:

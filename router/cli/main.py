@@ -12,7 +12,7 @@ import typer
 from config.logging import configure_logging
 from config.routing import RoutingConfigError, load_routing
 from config.settings import Settings, get_settings
-from router.cli.settings import settings_or_exit
+from router.cli.settings import services_or_exit, settings_or_exit
 from workers.store.connections import redis_url
 
 app = typer.Typer(
@@ -97,13 +97,8 @@ def run(
 def explain(lead_id: str) -> None:
     """Why a lead went where it went: status, agent, pool, rule, strategy, skipped agents, attempts."""
     from router.api.records_view import record_view
-    from workers.store.connections import connect
-    from workers.store.keys import Keys
-    from workers.store.records import LeadStore
 
-    settings = settings_or_exit()
-    store = LeadStore(connect(redis_url(settings.redis_url)), keys=Keys(settings.router_key_prefix))
-    view = record_view(store, lead_id)
+    view = record_view(services_or_exit().store, lead_id)
     if view is None:
         typer.echo(f"no lead with id {lead_id!r}", err=True)
         raise typer.Exit(1)
@@ -117,20 +112,20 @@ def import_leads(
 ) -> None:
     """Import leads from a CSV file: every other column becomes a lead field. Bad rows are listed, not fatal."""
     from router.intake.csv_import import import_csv
-    from workers.services import build_context
+    from workers.services import Services
     from workers.tasks import enqueue
 
     settings = settings_or_exit()
     _startup(settings)
-    context = build_context(settings)
+    services = Services.from_settings(settings)
     try:
-        pools = [pool.name for pool in context.assigner.routing.pools]
-        report = import_csv(path, store=context.store, enqueue=enqueue, source=source, pools=pools)
+        pools = sorted(services.pool_names)
+        report = import_csv(path, store=services.store, enqueue=enqueue, source=source, pools=pools)
     except (ValueError, UnicodeDecodeError) as exc:
         typer.echo(f"lead-router import: {exc}", err=True)
         raise typer.Exit(2) from None
     finally:
-        context.close()
+        services.close()
     for error in report.errors:
         typer.echo(f"rejected {error}", err=True)
     typer.echo(f"{report.taken} taken, {report.duplicates} already known, {len(report.errors)} rejected")
@@ -147,19 +142,18 @@ def consume(
     from kombu import Connection
 
     from router.intake.queue_consumer import LeadConsumer
-    from workers.services import build_context
+    from workers.services import Services
     from workers.store.connections import redis_url
     from workers.tasks import enqueue
 
     settings = settings_or_exit()
     _startup(settings)
-    context = build_context(settings)
+    services = Services.from_settings(settings)
     broker = url or settings.celery_broker_url or redis_url(settings.redis_url)
     with Connection(broker) as connection:
         typer.echo(f"consuming leads from queue {queue!r}")
-        pools = [pool.name for pool in context.assigner.routing.pools]
-        LeadConsumer(connection, queue=queue, store=context.store, enqueue=enqueue, client=context.redis,
-                     source=source, pools=pools).run()
+        LeadConsumer(connection, queue=queue, store=services.store, enqueue=enqueue, client=services.redis,
+                     source=source, pools=sorted(services.pool_names)).run()
 
 
 def _register() -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from config.settings import Settings, SettingsError, get_settings
+
+if TYPE_CHECKING:
+    from workers.services import Services
 
 
 def settings_or_exit() -> Settings:
@@ -14,3 +19,10 @@ def settings_or_exit() -> Settings:
     except SettingsError as exc:
         typer.echo(f"lead-router: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def services_or_exit() -> Services:
+    """The router's services for an operator command (each collaborator is built only when used)."""
+    from workers.services import Services
+
+    return Services.from_settings(settings_or_exit())

@@ -10,7 +10,7 @@ import structlog
 from router.api.schemas import LeadIn
 from workers.store.records import LeadStore, Status
 
-log = structlog.get_logger("router.intake.lead_intake")
+log = structlog.get_logger(__name__)
 
 
 class IntakeConflict(Exception):
@@ -51,7 +51,7 @@ def take_lead(
         earlier = store.webhook_lead(webhook_id)
         record = store.get(earlier) if earlier else None
         if earlier and record is not None:
-            return IntakeResult(id=earlier, status=record.get("status", ""), duplicate=True)
+            return IntakeResult(id=earlier, status=record.status, duplicate=True)
     if pools is not None and lead.pool is not None and lead.pool not in pools:
         raise UnknownPool(f"pool: unknown pool {lead.pool!r}; configured pools: {', '.join(sorted(pools))}")
     accepted = store.accept(lead_id=lead.id, payload=lead.normalised(), source=source)
@@ -70,5 +70,6 @@ def take_lead(
     if webhook_id:
         store.remember_webhook(webhook_id, lead_id=lead.id)
     previous = store.transition(lead.id, Status.QUEUED, allowed=frozenset({Status.ACCEPTED}))
-    status = Status.QUEUED if previous else (store.get(lead.id) or {}).get("status", Status.QUEUED)
+    current = None if previous else store.get(lead.id)
+    status = current.status if current is not None else Status.QUEUED
     return IntakeResult(id=lead.id, status=str(status), duplicate=accepted.outcome == "exists")

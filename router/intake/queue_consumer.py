@@ -17,9 +17,10 @@ from kombu import Connection, Consumer, Message, Queue
 from kombu.mixins import ConsumerMixin
 
 from router.intake.csv_import import decode_message, take_item
-from workers.store.records import LeadStore, iso
+from workers.clock import iso
+from workers.store.records import LeadStore
 
-log = structlog.get_logger("router.intake.queue_consumer")
+log = structlog.get_logger(__name__)
 
 
 class LeadConsumer(ConsumerMixin):

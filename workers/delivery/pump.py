@@ -15,7 +15,7 @@ import structlog
 
 from workers.store.parking import Parking
 
-log = structlog.get_logger("workers.delivery.pump")
+log = structlog.get_logger(__name__)
 
 
 class Pump:

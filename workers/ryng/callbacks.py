@@ -6,13 +6,13 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
 import redis
 
+from workers.clock import iso
 from workers.json_input import loads_untrusted
 from workers.store.keys import Keys
-from workers.store.records import iso
 
 DEDUP_TTL_SECONDS = 7 * 24 * 3600
 LEAD_ID_FIELD_NAME = "LeadId"
@@ -38,11 +38,17 @@ return 'applied'
 """
 
 
+#: Ryng's two callback URLs: connect (agent or customer connected) and terminal (call ended, disposition).
+CallbackKind = Literal["connect", "terminal"]
+#: What applying a callback did.
+ApplyResult = Literal["applied", "duplicate", "unknown"]
+
+
 @dataclass(frozen=True, slots=True)
 class Callback:
     """The parts of a Ryng callback the router uses; `raw` keeps the whole body."""
 
-    kind: str  # connect | terminal
+    kind: CallbackKind
     event: str
     call_id: str
     lead_id: str | None
@@ -71,7 +77,7 @@ def parse_body(body: bytes) -> dict[str, Any] | None:
     return None
 
 
-def read_callback(data: Mapping[str, Any], *, kind: str, lead_id_slot: int) -> Callback:
+def read_callback(data: Mapping[str, Any], *, kind: CallbackKind, lead_id_slot: int) -> Callback:
     """Pull the call id, event and our lead id (from the configured custom field) out of a callback."""
     raw_fields, raw_names = data.get("customFields"), data.get("customFieldNames")
     fields: dict[str, Any] = raw_fields if isinstance(raw_fields, dict) else {}
@@ -97,8 +103,8 @@ class CallbackRecorder:
         self._keys = keys
         self._apply = client.register_script(_APPLY)
 
-    def apply(self, callback: Callback, *, body_digest: str) -> str:
-        """Returns 'applied', 'duplicate' or 'unknown' (no such lead)."""
+    def apply(self, callback: Callback, *, body_digest: str) -> ApplyResult:
+        """Apply the callback to the lead it names, once: `unknown` when there is no such lead."""
         assert callback.lead_id is not None
         data = callback.raw
         if callback.kind == "terminal":
@@ -126,9 +132,9 @@ class CallbackRecorder:
             args += [name, value]
         keys = [self._keys.lead(callback.lead_id), self._keys.lead_events(callback.lead_id), marker,
                 self._keys.dead, self._keys.pending, self._keys.parked]
-        return str(self._apply(keys=keys, args=args))
+        return cast(ApplyResult, str(self._apply(keys=keys, args=args)))
 
-    def unmatched(self, body: bytes, *, kind: str) -> None:
+    def unmatched(self, body: bytes, *, kind: CallbackKind) -> None:
         """Keep a callback we could not match to a lead, for an operator to look at (bounded)."""
         key = f"{self._keys.prefix}:callbacks:unmatched"
         entry = json.dumps({"at": iso(), "kind": kind, "body": body[:4000].decode("utf-8", "replace")})

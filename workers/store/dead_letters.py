@@ -22,12 +22,14 @@ import redis
 import structlog
 from pydantic import BaseModel, Field
 
+from workers.clock import iso, now_ms
 from workers.store.keys import Keys
-from workers.store.records import MAX_EVENTS, Status, iso, now_ms
+from workers.store.lead_record import LeadRecord
+from workers.store.records import MAX_EVENTS, Status
 
 __all__ = ["BatchResult", "DeadLetter", "DeadLetterDetail", "DeadLetterPage", "DeadLetters"]
 
-log = structlog.get_logger("workers.store.dead_letters")
+log = structlog.get_logger(__name__)
 
 #: Fields cleared on replay, so the lead is picked, paced and posted afresh.
 _RESET_FIELDS = (
@@ -147,7 +149,7 @@ class DeadLetters:
             pipe.hgetall(self._keys.lead(lead_id))
         records: list[dict[str, str]] = pipe.execute() if entries else []
         items = [
-            _summary(lead_id, record, dead_ms=int(score))
+            _summary(lead_id, LeadRecord.from_hash(record), dead_ms=int(score))
             for (lead_id, score), record in zip(entries, records, strict=True)
         ]
         return DeadLetterPage(total=self.count(), offset=offset, items=items)
@@ -159,7 +161,7 @@ class DeadLetters:
         if score is None or not record:
             return None
         raw: list[str] = self._redis.lrange(self._keys.lead_events(lead_id), 0, -1)  # type: ignore[assignment]
-        summary = _summary(lead_id, record, dead_ms=int(float(score)))
+        summary = _summary(lead_id, LeadRecord.from_hash(record), dead_ms=int(float(score)))
         return DeadLetterDetail(**summary.model_dump(), record=record, history=[_event(item) for item in raw])
 
     def ids(self) -> list[str]:
@@ -204,20 +206,20 @@ class DeadLetters:
         return result
 
     def _replay_one(self, lead_id: str, *, by: str) -> str:
-        record: dict[str, str] = self._redis.hgetall(self._keys.lead(lead_id))  # type: ignore[assignment]
-        if record.get("status") == Status.DEAD and self._release is not None:
+        raw: dict[str, str] = self._redis.hgetall(self._keys.lead(lead_id))  # type: ignore[assignment]
+        record = LeadRecord.from_hash(raw)
+        if raw and record.status == Status.DEAD and self._release is not None:
             self._release(lead_id)  # normally freed when it died; harmless when nothing is held
         fields: dict[str, str] = {name: "" for name in _RESET_FIELDS}
         fields |= {"status": Status.QUEUED, "attempts": "0", "crashes": "0", "in_task": "0",
                    "updated_at": iso(), "replayed_at": iso(),
-                   "replays": str(int(record.get("replays", "0") or 0) + 1)}
-        uncertain = record.get("last_outcome", "") in _UNCERTAIN_OUTCOMES
+                   "replays": str(record.replays + 1)}
+        uncertain = record.last_outcome in _UNCERTAIN_OUTCOMES
         if uncertain:
             fields["possible_duplicate"] = "1"
         event = json.dumps(
-            {"at": iso(), "event": "replayed", "by": by, "previous_reason": record.get("dead_reason", ""),
-             "previous_attempts": int(record.get("attempts", "0") or 0),
-             "previous_crashes": int(record.get("crashes", "0") or 0),
+            {"at": iso(), "event": "replayed", "by": by, "previous_reason": record.dead_reason,
+             "previous_attempts": record.attempts, "previous_crashes": record.crashes,
              "possible_duplicate": uncertain},
             sort_keys=True,
         )
@@ -228,26 +230,19 @@ class DeadLetters:
         return str(self._replay(keys=keys, args=args))
 
 
-def _summary(lead_id: str, record: dict[str, str], *, dead_ms: int) -> DeadLetter:
+def _summary(lead_id: str, record: LeadRecord, *, dead_ms: int) -> DeadLetter:
     return DeadLetter(
         id=lead_id,
-        reason=record.get("dead_reason") or None,
-        dead_at=record.get("dead_at") or (iso(dead_ms) if dead_ms else None),
+        reason=record.dead_reason or None,
+        dead_at=record.dead_at or (iso(dead_ms) if dead_ms else None),
         dead_ms=dead_ms,
-        attempts=_int(record.get("attempts")),
-        crashes=_int(record.get("crashes")),
-        agent=record.get("agent") or None,
-        last_status_code=record.get("last_status_code") or None,
-        last_message=record.get("last_message") or None,
-        possible_duplicate=record.get("possible_duplicate") == "1",
+        attempts=record.attempts,
+        crashes=record.crashes,
+        agent=record.agent or None,
+        last_status_code=record.last_status_code or None,
+        last_message=record.last_message or None,
+        possible_duplicate=record.possible_duplicate,
     )
-
-
-def _int(value: str | None) -> int:
-    try:
-        return int(value or 0)
-    except ValueError:
-        return 0
 
 
 def _event(raw: str) -> dict[str, Any]:

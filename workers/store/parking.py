@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import redis
 
+from workers.clock import now_ms
 from workers.store.keys import Keys
-from workers.store.records import now_ms
 
 # Claim up to ARGV[2] parked leads due by ARGV[1]; give each a fresh lease (ARGV[3] ms).
 _CLAIM_DUE = """

@@ -6,8 +6,8 @@ import time
 
 import redis
 
+from workers.clock import iso
 from workers.store.keys import Keys
-from workers.store.records import iso
 
 # KEYS: paused hash, probe, held set, parked zset. ARGV: now (ms). Held leads still parked become due now.
 _RESUME = """

@@ -1,6 +1,5 @@
-"""Lead records: one Redis hash per lead, its history, and guarded status changes.
+"""The lead store: one Redis hash per lead (its typed view is `LeadRecord`), its history, guarded status changes.
 
-States: accepted → queued → assigned → posted → connected → completed, or retrying/waiting on the way, or dead.
 A record is written before the API answers 202, so "accepted" means "kept".
 """
 
@@ -8,34 +7,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, get_args
 
 import redis
 
+from workers.clock import iso, now_ms
 from workers.store.keys import Keys
+from workers.store.lead_record import DELIVERED, FINAL, OPEN, LeadRecord, Status
 
+__all__ = [
+    "DELIVERED", "FINAL", "MAX_EVENTS", "OPEN", "AcceptOutcome", "Accepted", "LeadRecord", "LeadStore", "Status",
+    "fingerprint",
+]
 
-class Status(StrEnum):
-    ACCEPTED = "accepted"
-    QUEUED = "queued"
-    WAITING = "waiting"
-    ASSIGNED = "assigned"
-    RETRYING = "retrying"
-    POSTED = "posted"
-    CONNECTED = "connected"
-    COMPLETED = "completed"
-    DEAD = "dead"
-
-
-#: Statuses after which no delivery may happen again.
-DELIVERED = frozenset({Status.POSTED, Status.CONNECTED, Status.COMPLETED})
-FINAL = DELIVERED | {Status.DEAD}
-#: Statuses a worker may still act on.
-OPEN = frozenset(Status) - FINAL
 
 MAX_EVENTS = 200
 
@@ -85,26 +71,21 @@ return current
 """
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def iso(ms: int | None = None) -> str:
-    moment = (ms if ms is not None else now_ms()) / 1000
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(moment)) + f".{int(moment * 1000) % 1000:03d}Z"
-
-
 def fingerprint(payload: Mapping[str, Any]) -> str:
     """A stable digest of a normalised lead payload: the same lead sent twice has the same one."""
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+#: Recording a lead: created now, already there with the same payload, or there with a different one.
+AcceptOutcome = Literal["created", "exists", "conflict"]
+
+
 @dataclass(frozen=True, slots=True)
 class Accepted:
     """The result of recording a lead: created now, already there with the same payload, or a conflict."""
 
-    outcome: str  # created | exists | conflict
+    outcome: AcceptOutcome
     status: str
 
 
@@ -147,15 +128,12 @@ class LeadStore:
         outcome, status = self._accept(keys=[self._keys.lead(lead_id), self._keys.pending], args=args)
         if outcome == "created":
             self.event(lead_id, "accepted", source=source)
-        return Accepted(outcome=str(outcome), status=str(status))
+        return Accepted(outcome=_accept_outcome(outcome), status=str(status))
 
-    def get(self, lead_id: str) -> dict[str, str] | None:
-        record: dict[str, str] = self._redis.hgetall(self._keys.lead(lead_id))  # type: ignore[assignment]
-        return record or None
-
-    def payload(self, record: Mapping[str, str]) -> dict[str, Any]:
-        loaded: dict[str, Any] = json.loads(record.get("payload", "{}"))
-        return loaded
+    def get(self, lead_id: str) -> LeadRecord | None:
+        """The lead's record, or None when there is no such lead."""
+        raw: dict[str, str] = self._redis.hgetall(self._keys.lead(lead_id))  # type: ignore[assignment]
+        return LeadRecord.from_hash(raw) if raw else None
 
     def transition(
         self,
@@ -235,3 +213,11 @@ class LeadStore:
 
     def is_locked(self, lead_id: str) -> bool:
         return bool(self._redis.exists(self._keys.lead_lock(lead_id)))
+
+
+def _accept_outcome(value: object) -> AcceptOutcome:
+    text = str(value)
+    for outcome in get_args(AcceptOutcome):
+        if text == outcome:
+            return outcome  # type: ignore[no-any-return]
+    raise ValueError(f"unexpected answer from the accept script: {text!r}")

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from router.api.deps import AdminDep, KeysDep, RedisDep, SettingsDep
+from router.api.deps import AdminDep, EnqueueDep, PauseDep, ServicesDep
 from router.api.schemas import Problem
 from workers.store.dead_letters import BatchResult, DeadLetterDetail, DeadLetterPage, DeadLetters
 from workers.store.pause import DeliveryPause
@@ -67,21 +67,11 @@ class ResumeAnswer(BaseModel):
     state: DeliveryState
 
 
-def get_dead_letters(request: Request, client: RedisDep, keys: KeysDep, settings: SettingsDep) -> DeadLetters:
-    state = request.app.state
-    return DeadLetters(
-        client, keys=keys, lease_seconds=settings.router_lease_seconds, enqueue=state.enqueue,
-        release=lambda lead_id: state.assigner.release(lead_id=lead_id, cancel=True),
-    )
-
-
-def get_pause(request: Request) -> DeliveryPause:
-    pause: DeliveryPause = request.app.state.pause
-    return pause
+def get_dead_letters(services: ServicesDep, enqueue: EnqueueDep) -> DeadLetters:
+    return services.dead_letters(enqueue=enqueue)
 
 
 DeadLettersDep = Annotated[DeadLetters, Depends(get_dead_letters)]
-PauseDep = Annotated[DeliveryPause, Depends(get_pause)]
 
 
 @router.get("/dead")

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
-from router.api.deps import AdminDep, KeysDep, RedisDep
-from workers.routing.agents import AgentState, AgentStore, PoolState, RoutingStats, UnknownAgentError
+from router.api.deps import AdminDep, AgentStoreDep
+from workers.routing.agents import AgentState, PoolState, RoutingStats, UnknownAgentError
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminDep])
 
 
-def get_agent_store(client: RedisDep, keys: KeysDep) -> AgentStore:
-    return AgentStore(client, keys=keys)
-
-
-AgentStoreDep = Annotated[AgentStore, Depends(get_agent_store)]
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such agent"}}
 
 

@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from router.api.deps import EnqueueDep, ServicesDep, StoreDep, VerifierDep
 from router.api.records_view import record_view
 from router.api.schemas import LeadAccepted, LeadIn, LeadRecord, Problem
 from router.api.signatures import SignatureError
@@ -17,7 +18,7 @@ from router.intake.lead_intake import EnqueueFailed, IntakeConflict, UnknownPool
 from workers.json_input import loads_untrusted
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"])
-log = structlog.get_logger("router.leads")
+log = structlog.get_logger(__name__)
 
 _LEAD_BODY: dict[str, Any] = {
     "requestBody": {
@@ -39,10 +40,11 @@ _LEAD_BODY: dict[str, Any] = {
         422: {"model": Problem}, 503: {"model": Problem},
     },
 )
-async def post_lead(request: Request) -> JSONResponse:
+async def post_lead(
+    request: Request, services: ServicesDep, verifier: VerifierDep, enqueue: EnqueueDep
+) -> JSONResponse:
     """Take one lead: verify the signature (if configured), validate, record, enqueue; 202 once kept."""
     body = await request.body()
-    verifier = request.app.state.verifier
     try:
         webhook_id = verifier.verify(headers=request.headers, body=body)
     except SignatureError as exc:
@@ -50,10 +52,9 @@ async def post_lead(request: Request) -> JSONResponse:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"webhook signature rejected: {exc.reason}") from None
     lead = _parse(body)
     structlog.contextvars.bind_contextvars(lead_id=lead.id)
-    state = request.app.state
     try:
         result = await run_in_threadpool(
-            take_lead, lead, store=state.store, enqueue=state.enqueue, source="api", pools=state.pool_names,
+            take_lead, lead, store=services.store, enqueue=enqueue, source="api", pools=services.pool_names,
             webhook_id=webhook_id,
         )
     except UnknownPool as exc:
@@ -71,9 +72,9 @@ async def post_lead(request: Request) -> JSONResponse:
 
 
 @router.get("/{lead_id:path}", response_model=LeadRecord, responses={404: {"model": Problem}})
-async def get_lead(lead_id: str, request: Request) -> LeadRecord:
+async def get_lead(lead_id: str, store: StoreDep) -> LeadRecord:
     """The lead's record: status, agent and why, attempts with Ryng's answers, callbacks, history."""
-    view = await run_in_threadpool(record_view, request.app.state.store, lead_id)
+    view = await run_in_threadpool(record_view, store, lead_id)
     if view is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no lead with id {lead_id!r}")
     return view

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from config.routing_watch import RoutingWatch
-from router.api.deps import AdminDep
+from router.api.deps import AdminDep, RoutingWatchDep
 from workers.routing.schedule import next_start
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminDep])
@@ -31,9 +30,8 @@ class RoutingView(BaseModel):
 
 
 @router.get("/routing")
-def routing_in_force(request: Request) -> RoutingView:
+def routing_in_force(watch: RoutingWatchDep) -> RoutingView:
     """Agents, pools, rules and default pool in force; reload status; which agents are on shift now."""
-    watch: RoutingWatch = request.app.state.routing_watch
     config = watch.config
     now = datetime.now(UTC)
     shifts = []

@@ -19,6 +19,7 @@ from config.settings import Settings, get_settings
 from router.api.routes.agents import router
 from router.cli.agents import register
 from workers.routing.assigner import Assigner, LeadFacts
+from workers.services import Services
 from workers.store.keys import Keys
 
 TOKEN = "admin-secret-token"
@@ -64,8 +65,8 @@ class Api:
 def api(client: redis.Redis, keys: Keys) -> Api:
     app = FastAPI()
     app.include_router(router)
-    app.state.settings = Settings(router_admin_token=SecretStr(TOKEN))
-    app.state.redis, app.state.keys = client, keys
+    settings = Settings(router_admin_token=SecretStr(TOKEN), router_key_prefix=keys.prefix)
+    app.state.services = Services.from_settings(settings, client=client)
     return Api(app)
 
 

@@ -186,7 +186,7 @@ def test_concurrent_replays_replay_once_and_reset_the_lead(redis_client: redis.R
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: dead.replay(["D1"]), range(8)))
     assert sum(len(r.done) for r in results) == 1 and enqueued == ["D1"]
-    record = store.get("D1") or {}
+    record: dict[str, str] = redis_client.hgetall(keys.lead("D1"))  # type: ignore[assignment]
     assert record["status"] == "queued" and record["attempts"] == "0" and record["crashes"] == "0"
     assert record["in_task"] == "0" and record["agent"] == "" and record["dead_reason"] == ""
     assert record["possible_duplicate"] == "1"  # its last send may have reached Ryng

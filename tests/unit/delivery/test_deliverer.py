@@ -18,9 +18,11 @@ import pytest
 import redis
 
 from config.routing import RoutingConfig
-from workers.delivery.deliverer import Deliverer, DeliveryPolicy
+from config.settings import Settings
+from workers.delivery.deliverer import Deliverer
+from workers.delivery.policy import DeliveryPolicy
 from workers.routing.assigner import Assigner, LeadFacts
-from workers.ryng.client import RyngClient
+from workers.services import Services
 from workers.store.counters import Counters
 from workers.store.keys import Keys
 from workers.store.limiter import RateLimiter
@@ -79,8 +81,9 @@ class Rig:
         assert self.store.accept(lead_id=lead_id, payload=body, source="api").outcome == "created"
 
     def record(self, lead_id: str) -> dict[str, str]:
-        found = self.store.get(lead_id)
-        assert found is not None
+        """The lead's hash as stored."""
+        found: dict[str, str] = self.client.hgetall(self.keys.lead(lead_id))  # type: ignore[assignment]
+        assert found
         return found
 
     def parked_in(self, lead_id: str) -> float | None:
@@ -100,28 +103,25 @@ def build_rig(client: redis.Redis, keys: Keys, *, capacity: int = 0, rate_limit:
         "pools": [{"name": "default", "members": ["alice", "bob"], "when_empty": when_empty,
                    "max_wait_seconds": max_wait_seconds}],
     })
-    store = LeadStore(client, keys=keys, lease_seconds=30)
-    parking = Parking(client, keys=keys, lease_seconds=30)
-    pause = DeliveryPause(client, keys=keys, probe_seconds=probe_seconds)
-    assigner = Assigner(client, keys=keys, routing=routing)
-    assigner.sync()
-    counters = Counters(client, keys=keys)
-    limiter = RateLimiter(client, keys=keys, limit=rate_limit, window_seconds=rate_window)
     script = Script()
     sleeps: list[float] = []
-    ryng = RyngClient(base_url=BASE_URL, token="tok-secret", transport=httpx.MockTransport(script.answer))
-
-    def acquire() -> tuple[bool, float]:
-        slot = limiter.acquire()
-        return slot.granted, slot.wait_seconds
-
-    deliverer = Deliverer(
-        store=store, parking=parking, limiter_acquire=acquire, pause=pause, assigner=assigner, ryng=ryng,
-        policy=DeliveryPolicy(**({"backoff_base_seconds": 2.0, "backoff_max_seconds": 30.0} | policy)),
-        counters=counters, sleep=sleeps.append,
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        router_key_prefix=keys.prefix, router_lease_seconds=30, ryng_base_url=BASE_URL,
+        ryng_access_token="tok-secret",  # type: ignore[arg-type]
     )
-    return Rig(client=client, keys=keys, store=store, parking=parking, pause=pause, assigner=assigner,
-               counters=counters, deliverer=Pumped(deliverer, client, keys), script=script.replies,
+    # The composition root, as every process builds it; the rig swaps in what a unit test controls.
+    services = Services.from_settings(
+        settings, client=client, routing=routing, ryng_transport=httpx.MockTransport(script.answer),
+        sleep=sleeps.append,
+    )
+    services.pause = DeliveryPause(client, keys=keys, probe_seconds=probe_seconds)
+    services.limiter = RateLimiter(client, keys=keys, limit=rate_limit, window_seconds=rate_window)
+    services.policy = DeliveryPolicy(**({"backoff_base_seconds": 2.0, "backoff_max_seconds": 30.0} | policy))
+    services.assigner.sync()
+    return Rig(client=client, keys=keys, store=services.store, parking=services.parking, pause=services.pause,
+               assigner=services.assigner, counters=services.counters,
+               deliverer=Pumped(services.deliverer, client, keys), script=script.replies,
                sent=script.sent, sleeps=sleeps)  # type: ignore[arg-type]
 
 

@@ -37,7 +37,7 @@ def test_a_failed_enqueue_keeps_the_lead_and_the_retry_queues_it(store: LeadStor
     with pytest.raises(EnqueueFailed):
         take_lead(lead(), store=store, enqueue=broken, source="api")
     record = store.get("L1")
-    assert record is not None and record["status"] == "accepted"
+    assert record is not None and record.status == "accepted"
     queued: list[str] = []
     result = take_lead(lead(), store=store, enqueue=queued.append, source="api")
     assert (result.status, queued) == ("queued", ["L1"])

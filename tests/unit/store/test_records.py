@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -24,15 +25,21 @@ def store(redis_client: redis.Redis, keys: Keys) -> LeadStore:
     return LeadStore(redis_client, keys=keys, lease_seconds=30)
 
 
+
+def _stored(store: LeadStore, lead_id: str) -> dict[str, str] | None:
+    """The lead's hash exactly as stored (field names and text values are the data other processes read)."""
+    raw: dict[str, str] = store._redis.hgetall(store.keys.lead(lead_id))  # type: ignore[assignment]
+    return raw or None
+
 def test_accept_created_then_exists_then_conflict(store: LeadStore, redis_client: redis.Redis, keys: Keys) -> None:
     before = time.time() * 1000
     first = store.accept(lead_id="L1", payload=PAYLOAD, source="api")
     assert (first.outcome, first.status) == ("created", "accepted")
-    record = store.get("L1")
+    record = _stored(store, "L1")
     assert record is not None
     assert record["status"] == "accepted" and record["source"] == "api"
     assert record["attempts"] == "0" and record["crashes"] == "0"
-    assert store.payload(record) == PAYLOAD
+    assert json.loads(record["payload"]) == PAYLOAD
     assert record["fingerprint"] == fingerprint(PAYLOAD)
     # Accepted means kept *and* due: the pending lease is about lease_seconds away.
     lease = redis_client.zscore(keys.pending, "L1")
@@ -45,8 +52,8 @@ def test_accept_created_then_exists_then_conflict(store: LeadStore, redis_client
     changed = store.accept(lead_id="L1", payload={**PAYLOAD, "number": "+919800000000"}, source="api")
     assert (changed.outcome, changed.status) == ("conflict", "queued")
     # Neither repeat touched the record or wrote history.
-    after = store.get("L1")
-    assert after is not None and after["source"] == "api" and store.payload(after) == PAYLOAD
+    after = _stored(store, "L1")
+    assert after is not None and after["source"] == "api" and json.loads(after["payload"]) == PAYLOAD
     assert len(store.events("L1")) == 1
 
 
@@ -62,15 +69,15 @@ def test_fingerprint_is_stable_and_sensitive() -> None:
 
 
 def test_get_unknown_lead_is_none(store: LeadStore) -> None:
-    assert store.get("nope") is None
+    assert _stored(store, "nope") is None
     assert store.transition("nope", Status.QUEUED) is None
-    assert store.get("nope") is None  # a refused transition never creates a record
+    assert _stored(store, "nope") is None  # a refused transition never creates a record
 
 
 def test_transition_returns_previous_and_writes_fields(store: LeadStore) -> None:
     store.accept(lead_id="L1", payload=PAYLOAD, source="api")
     assert store.transition("L1", Status.ASSIGNED, agent="alice", attempts=3) == "accepted"
-    record = store.get("L1")
+    record = _stored(store, "L1")
     assert record is not None
     assert record["status"] == "assigned" and record["agent"] == "alice" and record["attempts"] == "3"
     assert record["updated_at"].endswith("Z")
@@ -85,7 +92,7 @@ def test_final_statuses_never_regress(store: LeadStore, final: Status, target: S
     for step in path:
         assert store.transition("L1", step, allowed=frozenset(Status)) is not None
     assert store.transition("L1", target, wait_reason="rate_limit") is None
-    record = store.get("L1")
+    record = _stored(store, "L1")
     assert record is not None and record["status"] == final and "wait_reason" not in record
 
 
@@ -93,7 +100,7 @@ def test_posted_never_goes_back_to_dead_by_default(store: LeadStore) -> None:
     store.accept(lead_id="L1", payload=PAYLOAD, source="api")
     store.transition("L1", Status.POSTED)
     assert store.transition("L1", Status.DEAD, dead_reason="late") is None
-    record = store.get("L1")
+    record = _stored(store, "L1")
     assert record is not None and record["status"] == "posted" and "dead_reason" not in record
 
 
@@ -120,7 +127,7 @@ def test_update_and_incr_keep_status(store: LeadStore) -> None:
     assert store.incr("L1", "attempts") == 1
     assert store.incr("L1", "attempts", 2) == 3
     assert store.incr("L1", "attempts", -1) == 2
-    record = store.get("L1")
+    record = _stored(store, "L1")
     assert record is not None
     assert (record["status"], record["last_outcome"], record["last_status_code"], record["attempts"]) == (
         "accepted", "retry", "500", "2")
@@ -165,12 +172,12 @@ def test_bury_is_atomic_and_never_touches_a_delivered_lead(redis_client: redis.R
         store.accept(lead_id=lead_id, payload={"id": lead_id}, source="api")
     redis_client.zadd(keys.parked, {"open": 1})
     assert store.bury("open", dead_reason="Ryng said 400") == "accepted"
-    record = store.get("open")
+    record = _stored(store, "open")
     assert record is not None and record["status"] == "dead" and record["dead_reason"] == "Ryng said 400"
     assert redis_client.zscore(keys.dead, "open") is not None
     assert redis_client.zscore(keys.pending, "open") is None and redis_client.zscore(keys.parked, "open") is None
     assert store.bury("open", dead_reason="again") is None  # already dead: nothing changes
     store.transition("done", Status.POSTED)
     assert store.bury("done", dead_reason="stale worker") is None
-    done = store.get("done")
+    done = _stored(store, "done")
     assert done is not None and done["status"] == "posted" and redis_client.zscore(keys.dead, "done") is None

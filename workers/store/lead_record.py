@@ -1,0 +1,170 @@
+"""The lead record: its statuses, and one typed view of the Redis hash that stores it.
+
+The hash is what every process reads and writes (field names are part of the stored data); `LeadRecord.from_hash`
+is the one place that turns it into types, `LeadRecord.to_hash` the one place that turns it back.
+
+States: accepted → queued → assigned → posted → connected → completed, or retrying/waiting on the way, or dead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import Any, Literal
+
+__all__ = [
+    "DELIVERED", "FINAL", "OPEN", "AgentMapping", "LeadRecord", "SendOutcome", "Status", "WaitReason",
+]
+
+
+class Status(StrEnum):
+    ACCEPTED = "accepted"
+    QUEUED = "queued"
+    WAITING = "waiting"
+    ASSIGNED = "assigned"
+    RETRYING = "retrying"
+    POSTED = "posted"
+    CONNECTED = "connected"
+    COMPLETED = "completed"
+    DEAD = "dead"
+
+
+#: Statuses after which no delivery may happen again.
+DELIVERED = frozenset({Status.POSTED, Status.CONNECTED, Status.COMPLETED})
+FINAL = DELIVERED | {Status.DEAD}
+#: Statuses a worker may still act on.
+OPEN = frozenset(Status) - FINAL
+
+
+class WaitReason(StrEnum):
+    """Why a lead waits (status `waiting`): it is parked until the reason may have passed."""
+
+    NO_AGENT_ELIGIBLE = "no_agent_eligible"
+    RYNG_UNAUTHORIZED = "ryng_unauthorized"
+    RATE_LIMIT = "rate_limit"
+
+
+#: How the campaign names its agent: one agent picked by the router, or Ryng's own choice among all agents.
+AgentMapping = Literal["global", "all-agents", ""]
+#: The last send's outcome: `sending` while a request is out, else the Ryng client's `Outcome` value.
+SendOutcome = Literal["", "sending", "accepted", "rejected", "unauthorized", "retryable", "ambiguous"]
+
+
+def _int(value: str | None, default: int = 0) -> int:
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        return default
+
+
+def _payload(text: str | None) -> Mapping[str, Any]:
+    """The stored lead payload; an unreadable one reads as empty (delivery then fails on it, counted as a crash)."""
+    try:
+        loaded = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+@dataclass(frozen=True, slots=True)
+class LeadRecord:
+    """One lead's stored record. Text fields absent from the hash read as ""; unknown fields are kept in `extra`."""
+
+    id: str
+    status: Status
+    source: str = ""
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    fingerprint: str = ""
+    created_at: str = ""
+    created_ms: int = 0
+    updated_at: str = ""
+    attempts: int = 0
+    crashes: int = 0
+    replays: int = 0
+    in_task: bool = False
+    # routing
+    agent: str = ""
+    agent_id: str = ""
+    pool: str = ""
+    rule: str = ""
+    strategy: str = ""
+    reason: str = ""
+    agent_mapping: AgentMapping = ""
+    assigned_at: str = ""
+    waiting_since_ms: int = 0
+    wait_reason: str = ""
+    # sending
+    last_outcome: str = ""
+    last_status_code: str = ""
+    last_message: str = ""
+    last_error: str = ""
+    possible_duplicate: bool = False
+    posted_at: str = ""
+    retry_in_seconds: str = ""
+    # the end
+    dead_reason: str = ""
+    dead_at: str = ""
+    replayed_at: str = ""
+    # Ryng's callbacks
+    connected_at: str = ""
+    completed_at: str = ""
+    disposition: str = ""
+    talktime: str = ""
+    call_status: str = ""
+    call_id: str = ""
+    recording_url: str = ""
+    called_agent: str = ""
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_hash(cls, raw: Mapping[str, str]) -> LeadRecord:
+        """The typed record of a stored hash (as `HGETALL` returns it, decoded)."""
+        known = _FIELD_NAMES
+        values: dict[str, Any] = {name: value for name, value in raw.items() if name in known}
+        values["status"] = Status(raw["status"]) if raw.get("status") in _STATUSES else Status.ACCEPTED
+        values["payload"] = _payload(raw.get("payload"))
+        for name in _INT_FIELDS:
+            values[name] = _int(raw.get(name))
+        for name in _FLAG_FIELDS:
+            values[name] = raw.get(name) == "1"
+        if values.get("agent_mapping") not in ("global", "all-agents", ""):
+            values["agent_mapping"] = ""
+        values["extra"] = {name: value for name, value in raw.items() if name not in known}
+        values.setdefault("id", raw.get("id", ""))
+        return cls(**values)
+
+    def to_hash(self) -> dict[str, str]:
+        """The hash fields of this record (the inverse of `from_hash`)."""
+        out: dict[str, str] = dict(self.extra)
+        for name in _FIELD_NAMES:
+            value = getattr(self, name)
+            if name == "payload":
+                out[name] = json.dumps(dict(value), sort_keys=True)
+            elif name in _FLAG_FIELDS:
+                out[name] = "1" if value else "0"
+            else:
+                out[name] = str(value)
+        return out
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL
+
+    @property
+    def number(self) -> str:
+        return str(self.payload.get("number", ""))
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """The lead's own fields (from the CRM), as text."""
+        return {str(k): str(v) for k, v in (self.payload.get("fields") or {}).items()}
+
+
+_FIELD_NAMES = frozenset(f.name for f in fields(LeadRecord)) - {"extra"}
+_INT_FIELDS = ("created_ms", "attempts", "crashes", "replays", "waiting_since_ms")
+_FLAG_FIELDS = ("in_task", "possible_duplicate")
+_STATUSES = frozenset(Status)
