@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections import deque
 from datetime import UTC, datetime
 
@@ -33,7 +34,7 @@ class SandboxState:
         self._stats = SandboxStats(window_seconds=options.rate_window_seconds)
         self._admitted: dict[str, deque[float]] = {}
         self._seen: deque[float] = deque()
-        self._next_call_id = 1001
+        self._next_call_id = _first_call_id()
         self._next_call_log_id = 5001
 
     # --- requests, rate limit, faults -----------------------------------------------------------------
@@ -174,5 +175,11 @@ class SandboxState:
             self._stats = SandboxStats(window_seconds=self.options.rate_window_seconds)
             self._admitted.clear()
             self._seen.clear()
-            self._next_call_id = 1001
+            self._next_call_id = _first_call_id()
             self._next_call_log_id = 5001
+
+
+def _first_call_id() -> int:
+    """Call ids are unique across restarts, as Ryng's are: each start begins at the clock in milliseconds times
+    1000, so a restart never reuses an id unless the run before it made over 1000 calls per millisecond."""
+    return time.time_ns() // 1_000_000 * 1000

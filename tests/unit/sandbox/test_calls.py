@@ -234,3 +234,17 @@ async def test_reset_cancels_pending_calls(make_sandbox: MakeSandbox) -> None:
     assert receiver.received == []
     assert (await client.get("/_sandbox/calls")).json() == []
     assert (await client.get("/_sandbox/stats")).json()["calls"] == 0
+
+
+def test_call_ids_are_unique_across_restarts() -> None:
+    from router.sandbox.state import SandboxState
+
+    def calls(state: SandboxState, count: int) -> list[int]:
+        return [state.new_call(campaign_id=1, row_index=i, number="+919812345678", agent="alice",
+                               agent_id=1).call_id for i in range(count)]
+
+    first = calls(SandboxState(options=SandboxOptions(token=TOKEN)), 50)
+    time.sleep(0.002)  # a restart takes longer than this
+    restarted = calls(SandboxState(options=SandboxOptions(token=TOKEN)), 50)
+    assert len(set(first)) == 50 and len(set(restarted)) == 50
+    assert min(restarted) > max(first)  # a restarted sandbox never hands out an id it gave before
