@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     celery_visibility_timeout: int = Field(default=3600, ge=5, le=86_400)
     router_key_prefix: str = Field(default="lr", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     router_embedded_redis_dir: str = "var/redis"
+    # --- Scale-out and failover ----------------------------------------------------------------------
+    celery_queue: str = Field(default="leads", pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+                              description="the broker queue the workers take delivery tasks from")
+    celery_broker_master_name: str | None = Field(
+        default=None, description="with CELERY_BROKER_URL=sentinel://...: the Sentinel service name")
+    router_redis_min_replicas: int = Field(
+        default=0, ge=0, le=16, description="replicas that must hold a new lead before the API answers 202")
+    router_redis_replica_timeout_ms: int = Field(default=1000, ge=10, le=60_000)
 
     # --- Routing ------------------------------------------------------------------------------------
     router_agents: str = ""

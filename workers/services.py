@@ -90,6 +90,8 @@ class Services:
         return LeadStore(
             self.redis, keys=self.keys, lease_seconds=self.settings.router_lease_seconds,
             lock_seconds=self.settings.delivery_lock_seconds,
+            min_replicas=self.settings.router_redis_min_replicas,
+            replica_timeout_ms=self.settings.router_redis_replica_timeout_ms,
         )
 
     @cached_property

@@ -74,7 +74,7 @@ def worker(
     from workers.celery_app import app as celery_app
 
     argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={settings.log_level}",
-            "--queues=leads", "--without-gossip", "--without-mingle"]
+            f"--queues={settings.celery_queue}", "--without-gossip", "--without-mingle"]
     if hostname:
         argv.append(f"--hostname={hostname}")
     celery_app.worker_main(argv)

@@ -18,7 +18,8 @@ from workers.store.keys import Keys
 from workers.store.lead_record import DELIVERED, FINAL, OPEN, LeadRecord, Status
 
 __all__ = [
-    "DELIVERED", "FINAL", "MAX_EVENTS", "OPEN", "AcceptOutcome", "Accepted", "LeadRecord", "LeadStore", "Status",
+    "DELIVERED", "FINAL", "MAX_EVENTS", "OPEN", "AcceptOutcome", "Accepted", "LeadRecord", "LeadStore",
+    "NotReplicatedError", "Status",
     "fingerprint",
 ]
 
@@ -77,6 +78,13 @@ def fingerprint(payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class NotReplicatedError(redis.RedisError):
+    """Fewer replicas than `ROUTER_REDIS_MIN_REPLICAS` acknowledged a new lead in time: not yet safe to say kept.
+
+    A RedisError, so the API answers 503 and the CRM retries (the retry is idempotent; it waits again).
+    """
+
+
 #: Recording a lead: created now, already there with the same payload, or there with a different one.
 AcceptOutcome = Literal["created", "exists", "conflict"]
 
@@ -93,10 +101,13 @@ class LeadStore:
     """Reads and writes lead records; every write is one atomic Redis call or a MULTI pipeline."""
 
     def __init__(
-        self, client: redis.Redis, *, keys: Keys, lease_seconds: float = 60.0, lock_seconds: float | None = None
+        self, client: redis.Redis, *, keys: Keys, lease_seconds: float = 60.0, lock_seconds: float | None = None,
+        min_replicas: int = 0, replica_timeout_ms: int = 1000,
     ) -> None:
         self._redis = client
         self._keys = keys
+        self._min_replicas = min_replicas
+        self._replica_timeout_ms = replica_timeout_ms
         self._lease_ms = int(lease_seconds * 1000)
         self._lock_ms = int((lock_seconds or lease_seconds) * 1000)
         self._accept = client.register_script(_ACCEPT)
@@ -125,7 +136,19 @@ class LeadStore:
         args: list[str] = [fields["fingerprint"], str(stamp + self._lease_ms), lead_id]
         for name, value in fields.items():
             args += [name, value]
-        outcome, status = self._accept(keys=[self._keys.lead(lead_id), self._keys.pending], args=args)
+        if self._min_replicas:
+            # The record and WAIT go on one connection: WAIT counts the replicas holding this connection's writes.
+            pipe = self._redis.pipeline(transaction=False)
+            self._accept(keys=[self._keys.lead(lead_id), self._keys.pending], args=args, client=pipe)
+            pipe.execute_command("WAIT", self._min_replicas, self._replica_timeout_ms)  # type: ignore[no-untyped-call]
+            (outcome, status), replicas = pipe.execute()
+            if int(replicas) < self._min_replicas:
+                raise NotReplicatedError(
+                    f"the lead is on the primary but {replicas} of {self._min_replicas} replicas acknowledged it "
+                    f"within {self._replica_timeout_ms} ms"
+                )
+        else:
+            outcome, status = self._accept(keys=[self._keys.lead(lead_id), self._keys.pending], args=args)
         if outcome == "created":
             self.event(lead_id, "accepted", source=source)
         return Accepted(outcome=_accept_outcome(outcome), status=str(status))
