@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     router_redis_min_replicas: int = Field(
         default=0, ge=0, le=16, description="replicas that must hold a new lead before the API answers 202")
     router_redis_replica_timeout_ms: int = Field(default=1000, ge=10, le=60_000)
+    # --- Retention ----------------------------------------------------------------------------------
+    router_retention_seconds: float = Field(
+        default=30 * 86_400, gt=0, description="how long a finished lead keeps its full record and history")
+    router_tombstone_seconds: float = Field(
+        default=180 * 86_400, gt=0, description="how long its tombstone then answers idempotency")
+    router_retention_sweep_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    router_export_file: str | None = Field(
+        default=None, description="JSON Lines file the outcomes are appended to before records shrink")
+    router_export_stream: bool = Field(
+        default=False, description="also append them to the Redis stream <prefix>:export")
 
     # --- Routing ------------------------------------------------------------------------------------
     router_agents: str = ""

@@ -35,6 +35,7 @@ from workers.store.limiter import RateLimiter
 from workers.store.parking import Parking
 from workers.store.pause import DeliveryPause
 from workers.store.records import LeadStore
+from workers.store.retention import Retention, RetentionPolicy
 
 __all__ = ["LIMITER_WINDOW_SECONDS", "Services", "close_process_services", "process_services"]
 
@@ -116,6 +117,17 @@ class Services:
     @cached_property
     def callbacks(self) -> CallbackRecorder:
         return CallbackRecorder(self.redis, keys=self.keys)
+
+    @cached_property
+    def retention(self) -> Retention:
+        settings = self.settings
+        return Retention(self.redis, keys=self.keys, policy=RetentionPolicy(
+            keep_full_seconds=settings.router_retention_seconds,
+            keep_tombstone_seconds=settings.router_tombstone_seconds,
+            every_seconds=settings.router_retention_sweep_seconds,
+            export_file=settings.router_export_file or None,
+            export_stream=settings.router_export_stream,
+        ))
 
     @cached_property
     def agents(self) -> AgentStore:

@@ -34,9 +34,11 @@ def start_pump() -> Pump:
 
     services = Services.from_settings(get_settings(), routing_interval=0.0)
     services.assigner.sync()
+    services.retention.index_existing()
 
     def expire_reservations() -> int:
         services.follow_routing()  # keeps Redis in step with a changed routing file even with no leads coming
+        services.retention.sweep()  # at most once per ROUTER_RETENTION_SWEEP_SECONDS across all workers
         return services.assigner.expire_reservations()
 
     pump = Pump(

@@ -159,6 +159,7 @@ def consume(
 def _register() -> None:
     from router.cli.agents import register as register_agents
     from router.cli.dead import dead_app, delivery_app
+    from router.cli.export import register as register_export
     from router.cli.routing import register as register_routing
     from router.cli.sandbox import sandbox
 
@@ -167,6 +168,7 @@ def _register() -> None:
     app.add_typer(dead_app, name="dead", help="Dead letters: list, show, replay, purge.")
     app.add_typer(delivery_app, name="delivery", help="Delivery to Ryng: status, resume after a 403 pause.")
     register_routing(app)
+    register_export(app)
 
 
 _register()

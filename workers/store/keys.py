@@ -46,6 +46,26 @@ class Keys:
         return f"{self.prefix}:dead"
 
     @property
+    def created(self) -> str:
+        """Sorted set: every lead with a full record, scored by when it was accepted (ms); retention walks it."""
+        return f"{self.prefix}:created"
+
+    @property
+    def tombstones(self) -> str:
+        """Sorted set: leads shrunk to a tombstone, scored by when they were shrunk (ms)."""
+        return f"{self.prefix}:tombstones"
+
+    @property
+    def retention_lock(self) -> str:
+        """String with TTL: held by the one process running a retention sweep."""
+        return f"{self.prefix}:retention:lock"
+
+    @property
+    def export_stream(self) -> str:
+        """Stream: finished leads' outcomes, appended before their records shrink (ROUTER_EXPORT_STREAM)."""
+        return f"{self.prefix}:export"
+
+    @property
     def rate(self) -> str:
         """Sorted set: sliding log of Ryng requests in the last minute."""
         return f"{self.prefix}:ryng:rate"

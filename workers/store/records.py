@@ -26,6 +26,7 @@ __all__ = [
 
 MAX_EVENTS = 200
 
+# KEYS: lead hash, pending, created index. ARGV: fingerprint, lease deadline (ms), lead id, now (ms), field pairs.
 _ACCEPT = """
 local lead, pending = KEYS[1], KEYS[2]
 local existing = redis.call('HGET', lead, 'fingerprint')
@@ -35,8 +36,9 @@ if existing then
   end
   return {'conflict', redis.call('HGET', lead, 'status')}
 end
-for i = 4, #ARGV, 2 do redis.call('HSET', lead, ARGV[i], ARGV[i + 1]) end
+for i = 5, #ARGV, 2 do redis.call('HSET', lead, ARGV[i], ARGV[i + 1]) end
 redis.call('ZADD', pending, ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
 return {'created', 'accepted'}
 """
 
@@ -133,13 +135,14 @@ class LeadStore:
             "attempts": "0",
             "crashes": "0",
         }
-        args: list[str] = [fields["fingerprint"], str(stamp + self._lease_ms), lead_id]
+        args: list[str] = [fields["fingerprint"], str(stamp + self._lease_ms), lead_id, str(stamp)]
         for name, value in fields.items():
             args += [name, value]
+        keys = [self._keys.lead(lead_id), self._keys.pending, self._keys.created]
         if self._min_replicas:
             # The record and WAIT go on one connection: WAIT counts the replicas holding this connection's writes.
             pipe = self._redis.pipeline(transaction=False)
-            self._accept(keys=[self._keys.lead(lead_id), self._keys.pending], args=args, client=pipe)
+            self._accept(keys=keys, args=args, client=pipe)
             pipe.execute_command("WAIT", self._min_replicas, self._replica_timeout_ms)  # type: ignore[no-untyped-call]
             (outcome, status), replicas = pipe.execute()
             if int(replicas) < self._min_replicas:
@@ -148,7 +151,7 @@ class LeadStore:
                     f"within {self._replica_timeout_ms} ms"
                 )
         else:
-            outcome, status = self._accept(keys=[self._keys.lead(lead_id), self._keys.pending], args=args)
+            outcome, status = self._accept(keys=keys, args=args)
         if outcome == "created":
             self.event(lead_id, "accepted", source=source)
         return Accepted(outcome=_accept_outcome(outcome), status=str(status))
