@@ -38,6 +38,7 @@ test-fault: install
 
 bench: install  ## benchmarks that print figures
 	$(BIN)/python -m pytest tests/bench -m bench -s -o python_files='bench_*.py' -p no:cacheprovider
+	@echo "figures written to BENCHMARKS.md"
 
 lint: install
 	$(BIN)/ruff check router workers config tests

@@ -21,9 +21,9 @@ def record_view(store: LeadStore, lead_id: str) -> LeadRecordView | None:
     return LeadRecordView(
         id=lead_id,
         status=record.status,
-        number=record.payload.get("number"),
-        name=record.payload.get("name"),
-        fields=record.payload.get("fields") or {},
+        number=record.readable_payload.get("number"),
+        name=record.readable_payload.get("name"),
+        fields=record.readable_payload.get("fields") or {},
         attempts=record.attempts,
         possible_duplicate=record.possible_duplicate,
         history=store.events(lead_id),

@@ -61,13 +61,6 @@ def _int(value: str | None, default: int = 0) -> int:
         return default
 
 
-def _payload(text: str | None) -> Mapping[str, Any]:
-    """The stored lead payload; an unreadable one reads as empty (delivery then fails on it, counted as a crash)."""
-    try:
-        loaded = json.loads(text or "{}")
-    except ValueError:
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +70,8 @@ class LeadRecord:
     id: str
     status: Status
     source: str = ""
-    payload: Mapping[str, Any] = field(default_factory=dict)
+    #: The lead as taken (JSON text); `payload` reads it.
+    payload_json: str = "{}"
     fingerprint: str = ""
     created_at: str = ""
     created_ms: int = 0
@@ -123,31 +117,25 @@ class LeadRecord:
     @classmethod
     def from_hash(cls, raw: Mapping[str, str]) -> LeadRecord:
         """The typed record of a stored hash (as `HGETALL` returns it, decoded)."""
-        known = _FIELD_NAMES
-        values: dict[str, Any] = {name: value for name, value in raw.items() if name in known}
+        values: dict[str, Any] = {name: raw[stored] for name, stored in _STORED.items() if stored in raw}
         values["status"] = Status(raw["status"]) if raw.get("status") in _STATUSES else Status.ACCEPTED
-        values["payload"] = _payload(raw.get("payload"))
+        values["payload_json"] = raw.get("payload") or "{}"
         for name in _INT_FIELDS:
             values[name] = _int(raw.get(name))
         for name in _FLAG_FIELDS:
             values[name] = raw.get(name) == "1"
         if values.get("agent_mapping") not in ("global", "all-agents", ""):
             values["agent_mapping"] = ""
-        values["extra"] = {name: value for name, value in raw.items() if name not in known}
-        values.setdefault("id", raw.get("id", ""))
+        values["extra"] = {name: value for name, value in raw.items() if name not in _STORED_NAMES}
+        values.setdefault("id", "")
         return cls(**values)
 
     def to_hash(self) -> dict[str, str]:
         """The hash fields of this record (the inverse of `from_hash`)."""
         out: dict[str, str] = dict(self.extra)
-        for name in _FIELD_NAMES:
+        for name, stored in _STORED.items():
             value = getattr(self, name)
-            if name == "payload":
-                out[name] = json.dumps(dict(value), sort_keys=True)
-            elif name in _FLAG_FIELDS:
-                out[name] = "1" if value else "0"
-            else:
-                out[name] = str(value)
+            out[stored] = ("1" if value else "0") if name in _FLAG_FIELDS else str(value)
         return out
 
     @property
@@ -155,16 +143,34 @@ class LeadRecord:
         return self.status in FINAL
 
     @property
+    def payload(self) -> dict[str, Any]:
+        """The lead as taken; a stored payload that is not a JSON object raises ValueError (a poison lead)."""
+        loaded = json.loads(self.payload_json)
+        if not isinstance(loaded, dict):
+            raise ValueError(f"the stored lead payload is a JSON {type(loaded).__name__}, not an object")
+        return loaded
+
+    @property
+    def readable_payload(self) -> dict[str, Any]:
+        """The payload for display: an unreadable one reads as empty."""
+        try:
+            return self.payload
+        except ValueError:
+            return {}
+
+    @property
     def number(self) -> str:
-        return str(self.payload.get("number", ""))
+        return str(self.readable_payload.get("number", ""))
 
     @property
     def fields(self) -> dict[str, str]:
         """The lead's own fields (from the CRM), as text."""
-        return {str(k): str(v) for k, v in (self.payload.get("fields") or {}).items()}
+        return {str(k): str(v) for k, v in (self.readable_payload.get("fields") or {}).items()}
 
 
-_FIELD_NAMES = frozenset(f.name for f in fields(LeadRecord)) - {"extra"}
+#: Attribute → hash field (the same name, but for the payload's JSON text).
+_STORED = {f.name: ("payload" if f.name == "payload_json" else f.name) for f in fields(LeadRecord) if f.name != "extra"}
+_STORED_NAMES = frozenset(_STORED.values())
 _INT_FIELDS = ("created_ms", "attempts", "crashes", "replays", "waiting_since_ms")
 _FLAG_FIELDS = ("in_task", "possible_duplicate")
 _STATUSES = frozenset(Status)

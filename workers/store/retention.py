@@ -82,7 +82,7 @@ def outcome_row(record: LeadRecord) -> dict[str, Any]:
     """A finished lead's outcome, as exported (one JSON line, or one CSV row)."""
     return {
         "id": record.id, "status": str(record.status), "source": record.source, "number": record.number,
-        "name": str(record.payload.get("name") or ""), "agent": record.agent, "pool": record.pool,
+        "name": str(record.readable_payload.get("name") or ""), "agent": record.agent, "pool": record.pool,
         "rule": record.rule, "strategy": record.strategy, "attempts": record.attempts,
         "possible_duplicate": record.possible_duplicate, "created_at": record.created_at,
         "posted_at": record.posted_at, "connected_at": record.connected_at, "completed_at": record.completed_at,

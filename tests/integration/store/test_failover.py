@@ -72,6 +72,13 @@ def _server(tmp: Path, name: str, port: int, *extra: str) -> Proc:
     return Proc(name, args, {}, tmp / f"{name}.log").start()
 
 
+def _online_replicas(port: int) -> int:
+    """Replicas done with their initial sync (a replica still loading the snapshot acknowledges nothing)."""
+    info = redis.Redis(port=port, decode_responses=True).info("replication")
+    return sum(1 for name, value in info.items() if name.startswith("slave") and isinstance(value, dict)
+               and value.get("state") == "online")
+
+
 def _answers(port: int) -> bool:
     try:
         return bool(redis.Redis(port=port, socket_timeout=0.5).ping())
@@ -88,8 +95,7 @@ def sentinel_set(tmp_path: Path) -> Iterator[SentinelSet]:
     wait_until(lambda: _answers(primary_port), timeout=10, what="primary")
     replicas = [_server(tmp_path, f"replica-{n}", port, "--replicaof", "127.0.0.1", str(primary_port))
                 for n, port in enumerate(replica_ports)]
-    wait_until(lambda: int(redis.Redis(port=primary_port).info("replication")["connected_slaves"]) == 2,
-               timeout=15, what="replicas in sync")
+    wait_until(lambda: _online_replicas(primary_port) == 2, timeout=15, what="replicas in sync")
     sentinels, ports = [], []
     for index in range(3):
         port = free_port()

@@ -38,10 +38,19 @@ def test_dump_is_the_inverse_of_parse() -> None:
     assert json.loads(dumped["payload"]) == json.loads(STORED["payload"])
 
 
-@pytest.mark.parametrize("payload", ["{not json", "[1, 2]", ""])
-def test_an_unreadable_payload_reads_as_empty(payload: str) -> None:
+@pytest.mark.parametrize("payload", ["{not json", "[1, 2]"])
+def test_an_unreadable_payload_is_an_error_to_deliver_and_empty_to_display(payload: str) -> None:
     record = LeadRecord.from_hash({"id": "L1", "status": "queued", "payload": payload})
-    assert record.payload == {} and record.number == "" and not record.is_final
+    with pytest.raises(ValueError):  # delivery reads `payload`: a poison lead's crash names the cause
+        _ = record.payload
+    assert record.readable_payload == {} and record.number == "" and not record.is_final
+    assert record.to_hash()["payload"] == payload  # kept as it was stored
+
+
+def test_a_missing_payload_is_an_empty_lead() -> None:
+    assert LeadRecord.from_hash({"id": "L1", "status": "queued"}).payload == {}
+    nothing = LeadRecord.from_hash({})  # a purged lead's hash reads as an empty record, not a crash
+    assert (nothing.id, nothing.payload, nothing.extra) == ("", {}, {})
 
 
 def test_bad_numbers_and_statuses_do_not_crash_the_reader() -> None:
