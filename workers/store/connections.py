@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import redis
+import redis.cluster
+
+__all__ = ["DEFAULT_REDIS_URL", "RedisClient", "connect", "redis_url"]
+
+#: What the stores and the assigner take: a Redis client, or a Redis Cluster client (every key of one router is
+#: in one hash slot, so each script and MULTI runs on one node).
+RedisClient: TypeAlias = redis.Redis | redis.cluster.RedisCluster
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
