@@ -10,6 +10,7 @@ from celery.signals import task_postrun, task_prerun, worker_process_shutdown
 from workers.celery_app import app
 from workers.delivery.pump import Pump
 from workers.services import build_context, close_context, get_context
+from workers.store.migrations import migrate
 
 log = structlog.get_logger("workers.tasks")
 
@@ -33,6 +34,7 @@ def start_pump() -> Pump:
     from config.settings import get_settings
 
     context = build_context(get_settings())
+    migrate(context.redis, keys=context.keys)
     context.assigner.sync()
 
     def expire_reservations() -> int:

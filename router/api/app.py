@@ -24,6 +24,7 @@ from workers.ryng.callbacks import CallbackRecorder
 from workers.store.connections import connect, redis_url
 from workers.store.counters import Counters
 from workers.store.keys import Keys
+from workers.store.migrations import migrate
 from workers.store.parking import Parking
 from workers.store.pause import DeliveryPause
 from workers.store.records import LeadStore
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         client = connect(redis_url(settings.redis_url))
         keys = Keys(settings.router_key_prefix)
+        migrate(client, keys=keys, unreachable_ok=True)
         state = app.state
         state.settings, state.redis, state.keys = settings, client, keys
         state.store = LeadStore(client, keys=keys, lease_seconds=settings.router_lease_seconds)

@@ -21,9 +21,11 @@ def _store() -> AgentStore:
     from router.cli.settings import settings_or_exit
     from workers.store.connections import connect, redis_url
     from workers.store.keys import Keys
+    from workers.store.migrations import migrate
 
     settings = settings_or_exit()
     client = connect(redis_url(settings.redis_url))
+    migrate(client, keys=Keys(settings.router_key_prefix))
     return AgentStore(client, keys=Keys(settings.router_key_prefix))
 
 

@@ -23,10 +23,12 @@ delivery_app = typer.Typer(help="Delivery to Ryng: pause status, resume after a 
 def _dead_letters(*, for_replay: bool = False) -> DeadLetters:
     from workers.store.connections import connect, redis_url
     from workers.store.keys import Keys
+    from workers.store.migrations import migrate
 
     settings = settings_or_exit()
     client = connect(redis_url(settings.redis_url))
     keys = Keys(settings.router_key_prefix)
+    migrate(client, keys=keys)
     if not for_replay:
         return DeadLetters(client, keys=keys, lease_seconds=settings.router_lease_seconds, enqueue=_no_enqueue)
     from workers.routing.assigner import cancel_reservation
@@ -45,9 +47,11 @@ def _no_enqueue(lead_id: str) -> None:
 def _pause() -> DeliveryPause:
     from workers.store.connections import connect, redis_url
     from workers.store.keys import Keys
+    from workers.store.migrations import migrate
 
     settings = settings_or_exit()
     client = connect(redis_url(settings.redis_url))
+    migrate(client, keys=Keys(settings.router_key_prefix))
     return DeliveryPause(
         client, keys=Keys(settings.router_key_prefix), probe_seconds=settings.router_pause_probe_seconds
     )

@@ -99,10 +99,13 @@ def explain(lead_id: str) -> None:
     from router.api.records_view import record_view
     from workers.store.connections import connect
     from workers.store.keys import Keys
+    from workers.store.migrations import migrate
     from workers.store.records import LeadStore
 
     settings = settings_or_exit()
-    store = LeadStore(connect(redis_url(settings.redis_url)), keys=Keys(settings.router_key_prefix))
+    client, keys = connect(redis_url(settings.redis_url)), Keys(settings.router_key_prefix)
+    migrate(client, keys=keys)
+    store = LeadStore(client, keys=keys)
     view = record_view(store, lead_id)
     if view is None:
         typer.echo(f"no lead with id {lead_id!r}", err=True)
@@ -118,11 +121,13 @@ def import_leads(
     """Import leads from a CSV file: every other column becomes a lead field. Bad rows are listed, not fatal."""
     from router.intake.csv_import import import_csv
     from workers.services import build_context
+    from workers.store.migrations import migrate
     from workers.tasks import enqueue
 
     settings = settings_or_exit()
     _startup(settings)
     context = build_context(settings)
+    migrate(context.redis, keys=context.keys)
     try:
         pools = [pool.name for pool in context.assigner.routing.pools]
         report = import_csv(path, store=context.store, enqueue=enqueue, source=source, pools=pools)
@@ -149,11 +154,13 @@ def consume(
     from router.intake.queue_consumer import LeadConsumer
     from workers.services import build_context
     from workers.store.connections import redis_url
+    from workers.store.migrations import migrate
     from workers.tasks import enqueue
 
     settings = settings_or_exit()
     _startup(settings)
     context = build_context(settings)
+    migrate(context.redis, keys=context.keys)
     broker = url or settings.celery_broker_url or redis_url(settings.redis_url)
     with Connection(broker) as connection:
         typer.echo(f"consuming leads from queue {queue!r}")
