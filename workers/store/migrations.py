@@ -47,7 +47,8 @@ def migrate(client: RedisClient, *, keys: Keys, unreachable_ok: bool = False) ->
         return 0
     moved = _tag_keys(client, keys=keys)
     client.set(keys.schema, SCHEMA_VERSION)
-    log.info("keys_migrated", schema=SCHEMA_VERSION, moved=moved, prefix=keys.prefix)
+    if moved:  # a fresh Redis is only marked, silently (CLI commands print their own output)
+        log.info("keys_migrated", schema=SCHEMA_VERSION, moved=moved, prefix=keys.prefix)
     return moved
 
 
