@@ -32,6 +32,7 @@ from workers.store.counters import Counters
 from workers.store.dead_letters import DeadLetters
 from workers.store.keys import Keys
 from workers.store.limiter import RateLimiter
+from workers.store.migrations import migrate
 from workers.store.parking import Parking
 from workers.store.pause import DeliveryPause
 from workers.store.records import LeadStore
@@ -83,6 +84,10 @@ class Services:
             routing_interval=routing_interval,
             _routing=routing,
         )
+
+    def migrate(self, *, unreachable_ok: bool = False) -> int:
+        """Bring Redis to the key layout in force (cheap when done; see `workers.store.migrations`)."""
+        return migrate(self.redis, keys=self.keys, unreachable_ok=unreachable_ok)
 
     # --- storage -------------------------------------------------------------------------------------------
 

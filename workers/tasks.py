@@ -33,6 +33,7 @@ def start_pump() -> Pump:
     from config.settings import get_settings
 
     services = Services.from_settings(get_settings(), routing_interval=0.0)
+    services.migrate()
     services.assigner.sync()
     services.retention.index_existing()
 

@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from workers.tasks import enqueue
 
         services = Services.from_settings(settings)
+        services.migrate(unreachable_ok=True)  # the API starts without Redis (503 until it is back)
         app.state.services = services
         app.state.verifier = build_verifier(settings)
         app.state.enqueue = enqueue

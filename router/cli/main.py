@@ -118,6 +118,7 @@ def import_leads(
     settings = settings_or_exit()
     _startup(settings)
     services = Services.from_settings(settings)
+    services.migrate()
     try:
         pools = sorted(services.pool_names)
         report = import_csv(path, store=services.store, enqueue=enqueue, source=source, pools=pools)
@@ -149,6 +150,7 @@ def consume(
     settings = settings_or_exit()
     _startup(settings)
     services = Services.from_settings(settings)
+    services.migrate()
     broker = url or settings.celery_broker_url or redis_url(settings.redis_url)
     with Connection(broker) as connection:
         typer.echo(f"consuming leads from queue {queue!r}")

@@ -25,4 +25,6 @@ def services_or_exit() -> Services:
     """The router's services for an operator command (each collaborator is built only when used)."""
     from workers.services import Services
 
-    return Services.from_settings(settings_or_exit())
+    services = Services.from_settings(settings_or_exit())
+    services.migrate()
+    return services

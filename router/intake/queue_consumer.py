@@ -2,7 +2,7 @@
 
 Each message is a JSON lead, as for `POST /v1/leads`. A valid lead is recorded and queued, then the message is
 acked; an invalid one is acked too and kept, with the reason, in a bounded list for an operator
-(`<prefix>:consume:rejected`); when Redis or the broker is down the message is requeued, never lost.
+(`Keys.consume_rejected`); when Redis or the broker is down the message is requeued, never lost.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class LeadConsumer(ConsumerMixin):
         self._redis = client
         self._source = source
         self._pools = pools
-        self._rejected_key = f"{store.keys.prefix}:consume:rejected"
+        self._rejected_key = store.keys.consume_rejected
 
     def get_consumers(self, consumer_cls: Callable[..., Consumer], channel: Any) -> list[Consumer]:
         return [consumer_cls(queues=[self._queue], callbacks=[self.on_message], accept=["json", "text/plain"],

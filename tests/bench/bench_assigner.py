@@ -24,7 +24,7 @@ RAW = "local n = redis.call('INCR', KEYS[1]) return ARGV[(n % #ARGV) + 1]"
 
 def raw_rate(client: redis.Redis, prefix: str, picks: int) -> float:
     script = client.register_script(RAW)
-    key = f"{prefix}:raw"
+    key = f"{Keys(prefix).tag}:raw"
     for _ in range(200):
         script(keys=[key], args=AGENTS)                   # warm up the connection and the script cache
     start = time.perf_counter()
@@ -55,8 +55,9 @@ def bench(*, url: str, picks: int) -> list[tuple[str, float]]:
         rows = [("raw lua round robin", raw_rate(client, prefix, picks))]
         rows += [(strategy, strategy_rate(client, prefix, strategy, picks)) for strategy in STRATEGIES]
     finally:
-        for key in client.scan_iter(f"{prefix}*"):
-            client.delete(key)
+        for keys in [Keys(prefix), *(Keys(f"{prefix}-{strategy}") for strategy in STRATEGIES)]:
+            for key in client.scan_iter(keys.match()):
+                client.delete(key)
         client.close()
     raw = rows[0][1]
     print(f"\n{'strategy':<22}{'picks/s':>10}{'vs raw':>9}   ({picks} picks, 7 agents, one client)")

@@ -24,5 +24,5 @@ def keys(client: redis.Redis) -> Iterator[Keys]:
     """A key prefix of this test's own, deleted afterwards."""
     prefix = Keys(f"test-{uuid.uuid4().hex[:12]}")
     yield prefix
-    for key in client.scan_iter(f"{prefix.prefix}:*"):
+    for key in client.scan_iter(prefix.match()):
         client.delete(key)

@@ -1,4 +1,5 @@
--- Least recently assigned (never assigned first); ties to the lowest ordinal.
+-- Strategy for pick.lua (no keys of its own). Least recently assigned (never assigned first); ties to the lowest
+-- ordinal.
 local function choose(ctx, cands)
   local best = 1
   for i, c in ipairs(cands) do

@@ -1,8 +1,9 @@
--- Smooth weighted round robin, as nginx does it: every eligible candidate's current weight grows by its
--- weight, the largest current wins (ties to the lowest ordinal) and gives back the total. Deterministic and
--- evenly interleaved (weights 5,1,1 -> a a b a c a a). Ineligible agents keep their current weight.
+-- Strategy for pick.lua (ctx.wrr: the pool's current weights). Smooth weighted round robin, as nginx does it: every
+-- eligible candidate's current weight grows by its weight, the largest current wins (ties to the lowest ordinal)
+-- and gives back the total. Deterministic and evenly interleaved (weights 5,1,1 -> a a b a c a a). Ineligible
+-- agents keep their current weight.
 local function choose(ctx, cands)
-  local key = ctx.P .. ':pool:' .. ctx.pool .. ':wrr'
+  local key = ctx.wrr
   local names = {}
   for i, c in ipairs(cands) do names[i] = c.name end
   local stored = redis.call('HMGET', key, unpack(names))

@@ -1,24 +1,20 @@
 """Live agent state in Redis: pause (with a reason) and resume, weight and capacity overrides, listings.
 
-Changes apply to the next pick on every worker. Layout under `Keys.agent_prefix()` (P):
-
-- `P:agent:<name>` hash: ordinal, id, weight, capacity, wrap_up_ms (from configuration, written by
-  `Assigner.sync`); paused, pause_reason, paused_at, weight_set, capacity_set (live overrides, kept across
-  restarts); open, assigned, last_ms, released_ms, wrap_until (kept by the pick and release scripts).
-- `P:ordinals` hash name → ordinal (never removed), `P:agents` set (configured now), `P:pools` set,
-  `P:pool:<name>:members` zset (score = ordinal), `:config` JSON, `:cursor` (last agent), `:wrr`, `:streak`.
-- `P:resv:<lead_id>` hash and `P:reservations` zset (score = deadline ms); `P:sticky:<number>` hash.
+Changes apply to the next pick on every worker. The keys (agent hashes, pools, reservations) are listed in
+`docs/KEYS.md`; the agent hash holds ordinal, id, weight, capacity, wrap_up_ms (from configuration, written by
+`Assigner.sync`); paused, pause_reason, paused_at, weight_set, capacity_set (live overrides, kept across
+restarts); open, assigned, last_ms, released_ms, wrap_until (kept by the pick and release scripts).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
-import redis
 from pydantic import BaseModel
 
+from workers.lua import load_script
+from workers.store.connections import RedisClient
 from workers.store.keys import Keys
 
 __all__ = ["AgentState", "AgentStore", "PoolState", "RoutingStats", "UnknownAgentError"]
@@ -75,17 +71,16 @@ def _seconds(value: str | None) -> float | None:
 class AgentStore:
     """Reads and changes live agent state; cheap to build (one per request is fine)."""
 
-    def __init__(self, client: redis.Redis, *, keys: Keys) -> None:
+    def __init__(self, client: RedisClient, *, keys: Keys) -> None:
         self._client = client
-        self._prefix = keys.agent_prefix()
-        lua = (Path(__file__).parent.parent / "lua" / "agent_set.lua").read_text(encoding="utf-8")
-        self._set = client.register_script(lua)
+        self._keys = keys
+        self._set = load_script(client, "agent_set")
 
     def _change(self, name: str, fields: dict[str, str]) -> None:
-        args = [self._prefix, name]
+        args: list[str] = []
         for field, value in fields.items():
             args += [field, value]
-        if not self._set(args=args):
+        if not self._set(keys=[self._keys.agent(name)], args=args):
             raise UnknownAgentError(name)
 
     def pause(self, name: str, *, reason: str) -> AgentState:
@@ -123,25 +118,24 @@ class AgentStore:
 
     def agents(self, *, include_removed: bool = False) -> list[AgentState]:
         """Configured agents (and, with `include_removed`, every agent ever registered), by ordinal."""
-        source = self._client.hkeys(f"{self._prefix}:ordinals") if include_removed else self._client.smembers(
-            f"{self._prefix}:agents"
-        )
+        keys = self._keys
+        source = self._client.hkeys(keys.agent_ordinals) if include_removed else self._client.smembers(keys.agents)
         names = [str(name) for name in source]
         states = [state for state in self._states(names) if state is not None]
         return sorted(states, key=lambda state: state.ordinal)
 
     def pools(self) -> list[PoolState]:
         result = []
-        for name in sorted(str(item) for item in self._client.smembers(f"{self._prefix}:pools")):
-            base = f"{self._prefix}:pool:{name}"
-            raw = self._client.get(f"{base}:config")
+        keys = self._keys
+        for name in sorted(str(item) for item in self._client.smembers(keys.pools)):
+            raw = self._client.get(keys.pool_config(name))
             config: dict[str, object] = json.loads(raw) if raw else {}
             # The round-robin cursor, else the last agent any strategy picked (every pick updates the streak).
-            last = self._client.get(f"{base}:cursor") or self._client.hget(f"{base}:streak", "agent")
+            last = self._client.get(keys.pool_cursor(name)) or self._client.hget(keys.pool_streak(name), "agent")
             result.append(
                 PoolState(
                     name=name, strategy=str(config.get("strategy", "round_robin")),
-                    members=[str(member) for member in self._client.zrange(f"{base}:members", 0, -1)],
+                    members=[str(member) for member in self._client.zrange(keys.pool_members(name), 0, -1)],
                     last_agent=None if last is None else str(last), config=config,
                 )
             )
@@ -152,7 +146,7 @@ class AgentStore:
         return RoutingStats(
             agents=len(agents), paused=sum(agent.paused for agent in agents),
             open=sum(agent.open for agent in agents), assigned=sum(agent.assigned for agent in agents),
-            reservations=int(self._client.zcard(f"{self._prefix}:reservations")),
+            reservations=int(self._client.zcard(self._keys.reservations)),
         )
 
     def _states(self, names: list[str]) -> list[AgentState | None]:
@@ -160,8 +154,8 @@ class AgentStore:
                   "paused", "pause_reason", "paused_at", "wrap_until", "last_ms")
         pipe = self._client.pipeline(transaction=False)
         for name in names:
-            pipe.hmget(f"{self._prefix}:agent:{name}", fields)
-        pipe.smembers(f"{self._prefix}:agents")
+            pipe.hmget(self._keys.agent(name), fields)
+        pipe.smembers(self._keys.agents)
         *rows, members = pipe.execute()
         configured = {str(name) for name in members}
         now = time.time()

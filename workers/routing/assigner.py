@@ -3,8 +3,8 @@ and capacity reservation together), so any number of workers on any number of ho
 skip or exceed capacity.
 
 Python decides the pool (rules), which pool members are off shift (schedules), and what to do when nobody is
-eligible (wait, overflow to another pool, or let Ryng choose). State lives under `Keys.agent_prefix()`; the
-layout is described in `workers/lua/pick.lua` and `workers/routing/agents.py`.
+eligible (wait, overflow to another pool, or let Ryng choose). The keys the pick touches (the pool's members
+among them, from the routing configuration) are passed to it; the layout is in `docs/KEYS.md`.
 """
 
 from __future__ import annotations
@@ -15,29 +15,21 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
-from pathlib import Path
 from typing import Any, Literal
 
-import redis
-
 from config.routing import PoolConfig, RoutingConfig
+from config.routing_models import Strategy
+from workers.lua import STRATEGIES, load_script
 from workers.routing import rules, schedule
+from workers.routing.reservations import Reservations
+from workers.store.connections import RedisClient
 from workers.store.keys import Keys
 
 __all__ = ["STRATEGIES", "Assigner", "LeadFacts", "Pick", "Skip", "cancel_reservation"]
 
-STRATEGIES = ("round_robin", "weighted", "least_busy", "longest_idle")
-_LUA = Path(__file__).parent.parent / "lua"
 _MIN_RETRY = 0.1
-# ARGV: prefix, lead id, new deadline (ms). Moves an existing reservation's deadline; 0 when there is none.
-_EXTEND = """
-local key = ARGV[1] .. ':resv:' .. ARGV[2]
-if redis.call('EXISTS', key) == 0 then return 0 end
-redis.call('HSET', key, 'deadline', ARGV[3])
-redis.call('ZADD', ARGV[1] .. ':reservations', tonumber(ARGV[3]), ARGV[2])
-return 1
-"""
+#: How many times `sync` reads the registered pools again when another process changed them meanwhile.
+_SYNC_READS = 10
 
 
 @dataclass(frozen=True)
@@ -75,16 +67,6 @@ class Pick:
     retry_after_seconds: float | None = None
 
 
-@cache
-def _source(name: str) -> str:
-    return (_LUA / name).read_text(encoding="utf-8")
-
-
-def pick_source(strategy: str) -> str:
-    """The pick script with the strategy spliced in."""
-    return _source("pick.lua").replace("--@STRATEGY@", _source(f"strategy_{strategy}.lua"))
-
-
 def _number_key(number: str) -> str:
     return re.sub(r"[^0-9+]", "", number)
 
@@ -93,10 +75,9 @@ def _agent_id(value: Any) -> int | None:
     return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
-def cancel_reservation(client: redis.Redis, *, keys: Keys, lead_id: str) -> bool:
+def cancel_reservation(client: RedisClient, *, keys: Keys, lead_id: str) -> bool:
     """Free a lead's reservation without any routing configuration (for operator tools): no wrap-up."""
-    script = client.register_script(_source("release.lua"))
-    return bool(script(args=[keys.agent_prefix(), int(time.time() * 1000), "cancel", lead_id]))
+    return Reservations(client, keys=keys).release(lead_id, now_ms=int(time.time() * 1000), cancel=True)
 
 
 class Assigner:
@@ -104,7 +85,7 @@ class Assigner:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         *,
         keys: Keys,
         routing: RoutingConfig,
@@ -112,15 +93,15 @@ class Assigner:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
-        self._prefix = keys.agent_prefix()
+        self._keys = keys
         self._routing = routing
         self._timeout_ms = int(reservation_timeout_seconds * 1000)
         self._clock = clock
-        self._pick = {name: client.register_script(pick_source(name)) for name in STRATEGIES}
-        self._release = client.register_script(_source("release.lua"))
-        self._extend = client.register_script(_EXTEND)
-        self._sync = client.register_script(_source("sync.lua"))
+        self._pick = {name: load_script(client, "pick", strategy=name) for name in STRATEGIES}
+        self._sync = load_script(client, "routing_sync")
+        self._reservations = Reservations(client, keys=keys)
         self._sticky_store_ms = int(max((pool.sticky_seconds for pool in routing.pools), default=0) * 1000)
+        self._members = {pool.name: list(dict.fromkeys(routing.members(pool.name))) for pool in routing.pools}
         # Per pool, the members that keep a schedule: only they can be off shift.
         self._scheduled = {
             pool.name: [name for name in routing.members(pool.name)
@@ -145,10 +126,20 @@ class Assigner:
             for agent in self._routing.agents
         ]
         pools = [
-            {"name": pool.name, "members": self._routing.members(pool.name), "config": pool.model_dump_json()}
+            {"name": pool.name, "members": self._members[pool.name], "config": pool.model_dump_json()}
             for pool in self._routing.pools
         ]
-        self._sync(args=[json.dumps({"prefix": self._prefix, "agents": agents, "pools": pools})])
+        keys, names = self._keys, list(self._members)
+        fixed = [keys.agent_ordinals, keys.agent_ordinal_seq, keys.agents, keys.pools]
+        fixed += [keys.agent(agent.name) for agent in self._routing.agents]
+        fixed += [key for name in names for key in (keys.pool_members(name), keys.pool_config(name))]
+        for _ in range(_SYNC_READS):
+            drop = sorted(str(name) for name in self._client.smembers(keys.pools) if name not in self._members)
+            stale = [key for name in drop for key in (keys.pool_members(name), keys.pool_config(name))]
+            request = json.dumps({"agents": agents, "pools": pools, "drop": drop})
+            if self._sync(keys=fixed + stale, args=[request]):
+                return
+        raise RuntimeError("the registered pools kept changing while syncing the routing configuration")
 
     def pick(self, lead: LeadFacts, *, waited_seconds: float = 0.0, now: float | None = None) -> Pick:
         """Choose an agent for `lead` and reserve one unit of their capacity, or say wait / let Ryng choose.
@@ -157,15 +148,17 @@ class Assigner:
         `waited_seconds` is how long the lead has already waited for an eligible agent.
         """
         at = self._clock() if now is None else now
+        number = _number_key(lead.number)
         request: dict[str, Any] = {
-            "prefix": self._prefix, "lead_id": lead.lead_id, "number": _number_key(lead.number),
-            "now_ms": int(at * 1000), "reservation_ms": self._timeout_ms,
+            "lead_id": lead.lead_id, "number": number, "now_ms": int(at * 1000), "reservation_ms": self._timeout_ms,
             "sticky_store_ms": self._sticky_store_ms,
         }
+        lead_keys = [self._keys.reservation(lead.lead_id), self._keys.reservations, self._keys.sticky(number)]
         if lead.agent:
             pool = lead.pool or self._routing.default_pool
-            request.update(mode="explicit", agent=lead.agent, pool=pool, rule="", strategy="explicit")
-            return self._decode(self._call("round_robin", request), rule=None, skipped=())
+            request.update(mode="explicit", agent=lead.agent, pool=pool, rule="", strategy="explicit",
+                           members=[lead.agent])
+            return self._decode(self._call("round_robin", lead_keys, request), rule=None, skipped=())
         found = rules.route(
             self._routing, fields=lead.fields, source=lead.source, number=lead.number,
             lead_id=lead.lead_id, pool=lead.pool,
@@ -179,8 +172,9 @@ class Assigner:
             request.update(
                 mode="pick", pool=pool_name, rule=found.rule or "", strategy=config.strategy, off_shift=off,
                 sticky_ms=int(config.sticky_seconds * 1000), catch_up=config.catch_up,
+                members=self._members[pool_name],
             )
-            reply = self._call(config.strategy, request)
+            reply = self._call(config.strategy, lead_keys, request)
             if reply["outcome"] != "none":
                 return self._decode(reply, rule=found.rule, skipped=tuple(skipped), prefix=prefix)
             skipped.extend(Skip(agent, reason) for agent, reason in _pairs(reply.get("skipped")))
@@ -220,23 +214,24 @@ class Assigner:
         before Ryng accepted it): no wrap-up, and the agent does not become the number's sticky owner.
         """
         at = self._clock() if now is None else now
-        mode = "cancel" if cancel else "leads"
-        return bool(self._release(args=[self._prefix, int(at * 1000), mode, lead_id]))
+        return self._reservations.release(lead_id, now_ms=int(at * 1000), cancel=cancel)
 
     def extend(self, *, lead_id: str, now: float | None = None) -> bool:
         """Start the lead's reservation timeout again (it is still on its way to the agent, or just posted)."""
         at = self._clock() if now is None else now
-        deadline = int(at * 1000) + self._timeout_ms
-        return bool(self._extend(args=[self._prefix, lead_id, deadline]))
+        return self._reservations.extend(lead_id, deadline_ms=int(at * 1000) + self._timeout_ms)
 
     def expire_reservations(self, now: float | None = None, *, limit: int = 1000) -> int:
         """Release reservations older than the reservation timeout (no terminal callback came)."""
         at = self._clock() if now is None else now
-        return int(self._release(args=[self._prefix, int(at * 1000), "expired", limit]))
+        return self._reservations.expire(now_ms=int(at * 1000), limit=limit)
 
     # --- internals ------------------------------------------------------------------------------------
-    def _call(self, strategy: str, request: dict[str, Any]) -> dict[str, Any]:
-        raw = self._pick[strategy](args=[json.dumps(request)])
+    def _call(self, strategy: Strategy, lead_keys: list[str], request: dict[str, Any]) -> dict[str, Any]:
+        pool = str(request["pool"])
+        keys = [*lead_keys, self._keys.agent_ordinals, self._keys.pool_cursor(pool), self._keys.pool_wrr(pool),
+                self._keys.pool_streak(pool), *(self._keys.agent(name) for name in request["members"])]
+        raw = self._pick[strategy](keys=keys, args=[json.dumps(request)])
         reply: dict[str, Any] = json.loads(raw)
         return reply
 

@@ -8,35 +8,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-import redis
-
 from workers.clock import iso
 from workers.json_input import loads_untrusted
+from workers.lua import load_script
+from workers.store.connections import RedisClient
 from workers.store.keys import Keys
 
 DEDUP_TTL_SECONDS = 7 * 24 * 3600
 LEAD_ID_FIELD_NAME = "LeadId"
-
-# KEYS: lead hash, events list, dedup marker, dead, pending, parked. ARGV: status, event json, statuses it may not
-# overwrite (csv), dedup TTL, lead id, field pairs...
-# Applies once: the marker and the record change are written together, or not at all.
-_APPLY = """
-if redis.call('EXISTS', KEYS[3]) == 1 then return 'duplicate' end
-local current = redis.call('HGET', KEYS[1], 'status')
-if not current then return 'unknown' end
-local blocked = ',' .. ARGV[3] .. ','
-if not string.find(blocked, ',' .. current .. ',', 1, true) then
-  redis.call('HSET', KEYS[1], 'status', ARGV[1])
-end
-for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('RPUSH', KEYS[2], ARGV[2])
-redis.call('LTRIM', KEYS[2], -200, -1)
-redis.call('SET', KEYS[3], '1', 'EX', tonumber(ARGV[4]))
--- Ryng called the customer: the lead is no longer a dead letter, nor waiting anywhere.
-for i = 4, 6 do redis.call('ZREM', KEYS[i], ARGV[5]) end
-return 'applied'
-"""
-
 
 #: Ryng's two callback URLs: connect (agent or customer connected) and terminal (call ended, disposition).
 CallbackKind = Literal["connect", "terminal"]
@@ -98,10 +77,10 @@ def read_callback(data: Mapping[str, Any], *, kind: CallbackKind, lead_id_slot: 
 class CallbackRecorder:
     """Writes a callback's outcome onto its lead, once, in one atomic step."""
 
-    def __init__(self, client: redis.Redis, *, keys: Keys) -> None:
+    def __init__(self, client: RedisClient, *, keys: Keys) -> None:
         self._redis = client
         self._keys = keys
-        self._apply = client.register_script(_APPLY)
+        self._apply = load_script(client, "callback_apply")
 
     def apply(self, callback: Callback, *, body_digest: str) -> ApplyResult:
         """Apply the callback to the lead it names, once: `unknown` when there is no such lead."""
@@ -136,7 +115,7 @@ class CallbackRecorder:
 
     def unmatched(self, body: bytes, *, kind: CallbackKind) -> None:
         """Keep a callback we could not match to a lead, for an operator to look at (bounded)."""
-        key = f"{self._keys.prefix}:callbacks:unmatched"
+        key = self._keys.callbacks_unmatched
         entry = json.dumps({"at": iso(), "kind": kind, "body": body[:4000].decode("utf-8", "replace")})
         pipe = self._redis.pipeline(transaction=True)
         pipe.lpush(key, entry)

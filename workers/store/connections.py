@@ -13,14 +13,21 @@ sentinels' own.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeAlias
 from urllib.parse import parse_qs, unquote
 
 import redis
+import redis.cluster
 from redis.sentinel import Sentinel
 
 __all__ = [
-    "DEFAULT_REDIS_URL", "SentinelTarget", "broker_for", "connect", "masked", "parse_sentinel_url", "redis_url",
+    "DEFAULT_REDIS_URL", "RedisClient", "SentinelTarget", "broker_for", "connect", "masked", "parse_sentinel_url",
+    "redis_url",
 ]
+
+#: What the stores and the assigner take: a Redis client, or a Redis Cluster client (every key of one router is
+#: in one hash slot, so each script and MULTI runs on one node).
+RedisClient: TypeAlias = redis.Redis | redis.cluster.RedisCluster
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 _SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import redis
-
+from workers.store.connections import RedisClient
 from workers.store.keys import Keys
 
 
 class Counters:
     """Monotonic counters in one Redis hash; exported by the API's /metrics."""
 
-    def __init__(self, client: redis.Redis, *, keys: Keys) -> None:
+    def __init__(self, client: RedisClient, *, keys: Keys) -> None:
         self._redis = client
-        self._key = f"{keys.prefix}:metrics"
+        self._key = keys.metrics
 
     def incr(self, name: str, amount: int = 1) -> None:
         self._redis.hincrby(self._key, name, amount)

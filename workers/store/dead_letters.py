@@ -18,11 +18,12 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import redis
 import structlog
 from pydantic import BaseModel, Field
 
 from workers.clock import iso, now_ms
+from workers.lua import load_script
+from workers.store.connections import RedisClient
 from workers.store.keys import Keys
 from workers.store.lead_record import LeadRecord
 from workers.store.records import MAX_EVENTS, Status
@@ -38,44 +39,6 @@ _RESET_FIELDS = (
 )
 #: A lead whose last send may have reached Ryng: a replay may duplicate it, so it is flagged.
 _UNCERTAIN_OUTCOMES = ("sending", "ambiguous")
-
-# KEYS: lead hash, events list, dead zset, pending zset.
-# ARGV: lead id, pending deadline (ms), event json, max events, field/value pairs...
-# Returns 'replayed', 'unknown', or the lead's current status when it is not dead (its stale dead entry is
-# dropped so `replay --all` cannot loop on it).
-_REPLAY = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then
-  redis.call('ZREM', KEYS[3], ARGV[1])
-  return 'unknown'
-end
-if status ~= 'dead' then
-  redis.call('ZREM', KEYS[3], ARGV[1])
-  return status
-end
-for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('ZADD', KEYS[4], tonumber(ARGV[2]), ARGV[1])
-redis.call('RPUSH', KEYS[2], ARGV[3])
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)
-return 'replayed'
-"""
-
-# KEYS: lead hash, events list, lock, dead, pending, parked. ARGV: lead id.
-_PURGE = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then
-  redis.call('ZREM', KEYS[4], ARGV[1])
-  return 'unknown'
-end
-if status ~= 'dead' then return status end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('ZREM', KEYS[4], ARGV[1])
-redis.call('ZREM', KEYS[5], ARGV[1])
-redis.call('ZREM', KEYS[6], ARGV[1])
-return 'purged'
-"""
-
 
 class DeadLetter(BaseModel):
     """One dead lead as listed: why and when it died, and how far delivery got."""
@@ -120,7 +83,7 @@ class DeadLetters:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         *,
         keys: Keys,
         lease_seconds: float,
@@ -132,8 +95,8 @@ class DeadLetters:
         self._lease_ms = int(lease_seconds * 1000)
         self._enqueue = enqueue
         self._release = release
-        self._replay = client.register_script(_REPLAY)
-        self._purge = client.register_script(_PURGE)
+        self._replay = load_script(client, "dead_replay")
+        self._purge = load_script(client, "dead_purge")
 
     # --- reading ------------------------------------------------------------------------------------
     def count(self) -> int:

@@ -1,93 +1,215 @@
-"""Redis key names, in one place so every process agrees on them."""
+"""Redis key names, in one place so every process agrees on them.
+
+Every key the router uses is built here and nowhere else; `docs/KEYS.md` lists them all, with their types, what
+they hold and who writes them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+__all__ = ["SCHEMA_VERSION", "Keys"]
+
+#: The key layout in force: 2 is "every key under one hash tag" (1 was `<prefix>:...`, untagged).
+SCHEMA_VERSION = 2
+
 
 @dataclass(frozen=True, slots=True)
 class Keys:
-    """All Redis keys under one prefix (`ROUTER_KEY_PREFIX`, default `lr`)."""
+    """All Redis keys under one prefix (`ROUTER_KEY_PREFIX`, default `lr`), inside one hash tag: `{lr}:...`.
+
+    The hash tag puts every key of a router in one Redis Cluster slot, so each Lua script may touch any of them
+    (a script names every key it touches in KEYS). The whole layout is in `docs/KEYS.md`.
+
+    Each kind of per-lead key has a namespace of its own, with the lead id last: lead ids may contain ':' and any
+    suffix, so no lead id can ever name another lead's key.
+    """
 
     prefix: str = "lr"
 
-    # Each kind of per-lead key has a namespace of its own, with the lead id last: lead ids may contain ':'
-    # and any suffix, so no lead id can ever name another lead's key.
+    @property
+    def tag(self) -> str:
+        """The hash tag that starts every key: `{<prefix>}`."""
+        return "{" + self.prefix + "}"
+
+    def match(self, pattern: str = "*") -> str:
+        """A SCAN MATCH pattern over this router's keys (`pattern` is what follows `{<prefix>}:`)."""
+        return f"{self.tag}:{pattern}"
+
+    # --- leads --------------------------------------------------------------------------------------------
 
     def lead(self, lead_id: str) -> str:
         """Hash: the lead record."""
-        return f"{self.prefix}:lead:{lead_id}"
+        return f"{self.tag}:lead:{lead_id}"
 
     def lead_events(self, lead_id: str) -> str:
         """List: the lead's history (attempts, picks, callbacks), JSON entries."""
-        return f"{self.prefix}:events:{lead_id}"
-
-    @property
-    def lock_prefix(self) -> str:
-        return f"{self.prefix}:lock:"
+        return f"{self.tag}:events:{lead_id}"
 
     def lead_lock(self, lead_id: str) -> str:
         """String with TTL: held by the worker delivering this lead."""
-        return f"{self.lock_prefix}{lead_id}"
+        return f"{self.tag}:lock:{lead_id}"
 
     @property
     def pending(self) -> str:
         """Sorted set: leads not yet in a final state, scored by their lease deadline (ms)."""
-        return f"{self.prefix}:pending"
+        return f"{self.tag}:pending"
 
     @property
     def parked(self) -> str:
         """Sorted set: leads waiting (rate limit, backoff, no agent, pause), scored by due time (ms)."""
-        return f"{self.prefix}:parked"
+        return f"{self.tag}:parked"
 
     @property
     def dead(self) -> str:
         """Sorted set: dead-lettered lead ids, scored by time of death (ms)."""
-        return f"{self.prefix}:dead"
+        return f"{self.tag}:dead"
+
+    def webhook(self, webhook_id: str) -> str:
+        """String with TTL: the lead a signed webhook (by its `webhook-id`) delivered."""
+        return f"{self.tag}:webhook:{webhook_id}"
+
+    @property
+    def consume_rejected(self) -> str:
+        """List: queue messages the consumer could not take as leads (newest first, bounded)."""
+        return f"{self.tag}:consume:rejected"
+
+    # --- Ryng ---------------------------------------------------------------------------------------------
 
     @property
     def created(self) -> str:
         """Sorted set: every lead with a full record, scored by when it was accepted (ms); retention walks it."""
-        return f"{self.prefix}:created"
+        return f"{self.tag}:created"
+
+    @property
+    def created_indexed(self) -> str:
+        """String: set once the leads written before the created index existed were indexed."""
+        return f"{self.tag}:created:indexed"
 
     @property
     def tombstones(self) -> str:
         """Sorted set: leads shrunk to a tombstone, scored by when they were shrunk (ms)."""
-        return f"{self.prefix}:tombstones"
+        return f"{self.tag}:tombstones"
 
     @property
     def retention_lock(self) -> str:
         """String with TTL: held by the one process running a retention sweep."""
-        return f"{self.prefix}:retention:lock"
+        return f"{self.tag}:retention:lock"
 
     @property
     def export_stream(self) -> str:
         """Stream: finished leads' outcomes, appended before their records shrink (ROUTER_EXPORT_STREAM)."""
-        return f"{self.prefix}:export"
+        return f"{self.tag}:export"
 
     @property
     def rate(self) -> str:
         """Sorted set: sliding log of Ryng requests in the last minute."""
-        return f"{self.prefix}:ryng:rate"
+        return f"{self.tag}:ryng:rate"
 
     @property
     def paused(self) -> str:
         """Hash: present while delivery is paused (Ryng said 403); fields reason, since."""
-        return f"{self.prefix}:ryng:paused"
+        return f"{self.tag}:ryng:paused"
+
+    @property
+    def paused_held(self) -> str:
+        """Set: leads parked because of the pause, woken at once by a resume."""
+        return f"{self.tag}:ryng:paused:held"
 
     @property
     def probe(self) -> str:
         """String with TTL: the right to send one probe while paused."""
-        return f"{self.prefix}:ryng:probe"
-
-    def webhook(self, webhook_id: str) -> str:
-        """String with TTL: the lead a signed webhook (by its `webhook-id`) delivered."""
-        return f"{self.prefix}:webhook:{webhook_id}"
+        return f"{self.tag}:ryng:probe"
 
     def callback(self, call_key: str) -> str:
         """String with TTL: marks a callback already applied (dedup)."""
-        return f"{self.prefix}:callback:{call_key}"
+        return f"{self.tag}:callback:{call_key}"
 
-    def agent_prefix(self) -> str:
-        """Prefix under which the routing engine keeps agent and pool state."""
-        return f"{self.prefix}:routing"
+    @property
+    def callbacks_unmatched(self) -> str:
+        """List: callbacks matched to no lead, kept for an operator (newest first, bounded)."""
+        return f"{self.tag}:callbacks:unmatched"
+
+    # --- agents, pools and reservations (the assigner's state) -----------------------------------------
+
+    def agent(self, name: str) -> str:
+        """Hash: one agent's configuration, live overrides and counters."""
+        return f"{self.tag}:routing:agent:{name}"
+
+    @property
+    def agent_ordinals(self) -> str:
+        """Hash: agent name → ordinal, fixed on first registration and never removed."""
+        return f"{self.tag}:routing:ordinals"
+
+    @property
+    def agent_ordinal_seq(self) -> str:
+        """String: the last ordinal handed out."""
+        return f"{self.tag}:routing:ordinal_seq"
+
+    @property
+    def agents(self) -> str:
+        """Set: the agents configured now."""
+        return f"{self.tag}:routing:agents"
+
+    @property
+    def pools(self) -> str:
+        """Set: the pools configured now."""
+        return f"{self.tag}:routing:pools"
+
+    def pool_members(self, pool: str) -> str:
+        """Sorted set: the pool's members, scored by ordinal."""
+        return f"{self.tag}:routing:pool:{pool}:members"
+
+    def pool_config(self, pool: str) -> str:
+        """String: the pool's configuration, JSON."""
+        return f"{self.tag}:routing:pool:{pool}:config"
+
+    def pool_cursor(self, pool: str) -> str:
+        """String: the last agent the pool's round robin picked."""
+        return f"{self.tag}:routing:pool:{pool}:cursor"
+
+    def pool_wrr(self, pool: str) -> str:
+        """Hash: agent name → current weight of the pool's smooth weighted round robin."""
+        return f"{self.tag}:routing:pool:{pool}:wrr"
+
+    def pool_streak(self, pool: str) -> str:
+        """Hash: the agent the pool picked last (by a strategy) and how many times in a row (agent, n)."""
+        return f"{self.tag}:routing:pool:{pool}:streak"
+
+    def reservation(self, lead_id: str) -> str:
+        """Hash: the agent a lead holds one unit of capacity of, and why."""
+        return f"{self.tag}:routing:resv:{lead_id}"
+
+    @property
+    def reservations(self) -> str:
+        """Sorted set: lead ids holding a reservation, scored by its deadline (ms)."""
+        return f"{self.tag}:routing:reservations"
+
+    def sticky(self, number: str) -> str:
+        """Hash with TTL: the agent that last had this phone number (agent, at)."""
+        return f"{self.tag}:routing:sticky:{number}"
+
+    # --- the router itself ------------------------------------------------------------------------------
+
+    @property
+    def metrics(self) -> str:
+        """Hash: router counters shared by every process (name → count)."""
+        return f"{self.tag}:metrics"
+
+    @property
+    def schema(self) -> str:
+        """String: the key layout version this Redis holds (`SCHEMA_VERSION` once migrated)."""
+        return f"{self.tag}:schema"
+
+    # --- the layout before the hash tag (version 1), for the migration -------------------------------
+
+    def legacy_match(self) -> str:
+        """A SCAN MATCH pattern over the keys of the untagged layout: `<prefix>:*`."""
+        return f"{self.prefix}:*"
+
+    def from_legacy(self, legacy_key: str) -> str:
+        """The key that replaces an untagged one: `<prefix>:rest` becomes `{<prefix>}:rest`."""
+        head = f"{self.prefix}:"
+        if not legacy_key.startswith(head):
+            raise ValueError(f"{legacy_key!r} is not a key of prefix {self.prefix!r}")
+        return f"{self.tag}:{legacy_key.removeprefix(head)}"

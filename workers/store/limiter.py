@@ -10,24 +10,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-import redis
-
+from workers.lua import load_script
+from workers.store.connections import RedisClient
 from workers.store.keys import Keys
-
-_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local used = redis.call('ZCARD', KEYS[1])
-if used < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
-  return {1, 0, used + 1}
-end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {0, tonumber(oldest[2]) + window - now + 1, used}
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +26,13 @@ class RateLimiter:
     """At most `limit` grants in any sliding window of `window_seconds`, shared through Redis."""
 
     def __init__(
-        self, client: redis.Redis, *, keys: Keys, limit: int, window_seconds: float = 60.0
+        self, client: RedisClient, *, keys: Keys, limit: int, window_seconds: float = 60.0
     ) -> None:
         self._redis = client
         self._key = keys.rate
         self._limit = limit
         self._window_us = int(window_seconds * 1_000_000)
-        self._acquire = client.register_script(_ACQUIRE)
+        self._acquire = load_script(client, "rate_acquire")
 
     @property
     def limit(self) -> int:

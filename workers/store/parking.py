@@ -7,49 +7,21 @@ leases catch anything lost on the way (a crash between accept and enqueue, a SIG
 
 from __future__ import annotations
 
-import redis
-
 from workers.clock import now_ms
+from workers.lua import load_script
+from workers.store.connections import RedisClient
 from workers.store.keys import Keys
-
-# Claim up to ARGV[2] parked leads due by ARGV[1]; give each a fresh lease (ARGV[3] ms).
-_CLAIM_DUE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, id in ipairs(due) do
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('ZADD', KEYS[2], tonumber(ARGV[1]) + tonumber(ARGV[3]), id)
-end
-return due
-"""
-
-# Leads whose lease ran out, that are not parked and whose lock is not held: renew their lease and return them.
-_CLAIM_EXPIRED = """
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-local out = {}
-for _, id in ipairs(expired) do
-  if redis.call('ZSCORE', KEYS[2], id) then
-    local due = math.max(tonumber(redis.call('ZSCORE', KEYS[2], id)), tonumber(ARGV[1]))
-    redis.call('ZADD', KEYS[1], due + tonumber(ARGV[3]), id)
-  elseif redis.call('EXISTS', ARGV[4] .. id) == 1 then
-    redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[3]), id)
-  else
-    redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[3]), id)
-    table.insert(out, id)
-  end
-end
-return out
-"""
 
 
 class Parking:
     """The parked and pending sets, and a view of the dead-letter index (LeadStore.bury writes it)."""
 
-    def __init__(self, client: redis.Redis, *, keys: Keys, lease_seconds: float) -> None:
+    def __init__(self, client: RedisClient, *, keys: Keys, lease_seconds: float) -> None:
         self._redis = client
         self._keys = keys
         self._lease_ms = int(lease_seconds * 1000)
-        self._claim_due = client.register_script(_CLAIM_DUE)
-        self._claim_expired = client.register_script(_CLAIM_EXPIRED)
+        self._claim_due = load_script(client, "parked_claim_due")
+        self._claim_expired = load_script(client, "pending_claim_expired")
 
     def park(self, lead_id: str, *, delay_seconds: float) -> int:
         """Park a lead until now + delay; its lease is extended past that. Returns the due time (ms)."""
@@ -85,10 +57,14 @@ class Parking:
 
     def claim_expired(self, *, limit: int = 100) -> list[str]:
         """Leads whose lease ran out with nobody working on them: lost on the way, to be enqueued again."""
-        claimed: list[str] = self._claim_expired(
-            keys=[self._keys.pending, self._keys.parked],
-            args=[now_ms(), limit, self._lease_ms, self._keys.lock_prefix],
+        now = now_ms()
+        candidates: list[str] = self._redis.zrangebyscore(  # type: ignore[assignment]
+            self._keys.pending, "-inf", now, start=0, num=limit
         )
+        if not candidates:
+            return []
+        keys = [self._keys.pending, self._keys.parked, *(self._keys.lead_lock(lead_id) for lead_id in candidates)]
+        claimed: list[str] = self._claim_expired(keys=keys, args=[now, self._lease_ms, *candidates])
         return claimed
 
     def counts(self) -> dict[str, int]:

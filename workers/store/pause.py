@@ -4,32 +4,20 @@ from __future__ import annotations
 
 import time
 
-import redis
-
 from workers.clock import iso
+from workers.lua import load_script
+from workers.store.connections import RedisClient
 from workers.store.keys import Keys
-
-# KEYS: paused hash, probe, held set, parked zset. ARGV: now (ms). Held leads still parked become due now.
-_RESUME = """
-local was_paused = redis.call('DEL', KEYS[1])
-redis.call('DEL', KEYS[2])
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-  redis.call('ZADD', KEYS[4], 'XX', tonumber(ARGV[1]), id)
-end
-redis.call('DEL', KEYS[3])
-return was_paused
-"""
 
 
 class DeliveryPause:
     """A flag in Redis shared by every worker, plus the right to send one probe per interval."""
 
-    def __init__(self, client: redis.Redis, *, keys: Keys, probe_seconds: float) -> None:
+    def __init__(self, client: RedisClient, *, keys: Keys, probe_seconds: float) -> None:
         self._redis = client
         self._keys = keys
         self._probe_ms = int(probe_seconds * 1000)
-        self._held_key = f"{keys.paused}:held"
-        self._resume = client.register_script(_RESUME)
+        self._resume = load_script(client, "delivery_resume")
 
     def pause(self, *, reason: str) -> None:
         """Pause delivery (idempotent: the first reason and time are kept)."""
@@ -40,15 +28,15 @@ class DeliveryPause:
 
     def hold(self, lead_id: str) -> None:
         """Note a lead parked because of the pause, so that resuming wakes it at once."""
-        self._redis.sadd(self._held_key, lead_id)
+        self._redis.sadd(self._keys.paused_held, lead_id)
 
     def unhold(self, lead_id: str) -> None:
         """The lead waits for another reason now (a backoff): resuming must not wake it early."""
-        self._redis.srem(self._held_key, lead_id)
+        self._redis.srem(self._keys.paused_held, lead_id)
 
     def resume(self) -> bool:
         """Resume delivery and make every lead held by the pause due now; True if it was paused."""
-        return bool(self._resume(keys=[self._keys.paused, self._keys.probe, self._held_key, self._keys.parked],
+        return bool(self._resume(keys=[self._keys.paused, self._keys.probe, self._keys.paused_held, self._keys.parked],
                                  args=[int(time.time() * 1000)]))
 
     def state(self) -> dict[str, str] | None:

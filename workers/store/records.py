@@ -14,6 +14,8 @@ from typing import Any, Literal, get_args
 import redis
 
 from workers.clock import iso, now_ms
+from workers.lua import load_script
+from workers.store.connections import RedisClient
 from workers.store.keys import Keys
 from workers.store.lead_record import DELIVERED, FINAL, OPEN, LeadRecord, Status
 
@@ -25,53 +27,6 @@ __all__ = [
 
 
 MAX_EVENTS = 200
-
-# KEYS: lead hash, pending, created index. ARGV: fingerprint, lease deadline (ms), lead id, now (ms), field pairs.
-_ACCEPT = """
-local lead, pending = KEYS[1], KEYS[2]
-local existing = redis.call('HGET', lead, 'fingerprint')
-if existing then
-  if existing == ARGV[1] then
-    return {'exists', redis.call('HGET', lead, 'status')}
-  end
-  return {'conflict', redis.call('HGET', lead, 'status')}
-end
-for i = 5, #ARGV, 2 do redis.call('HSET', lead, ARGV[i], ARGV[i + 1]) end
-redis.call('ZADD', pending, ARGV[2], ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
-return {'created', 'accepted'}
-"""
-
-# KEYS[1] lead hash; ARGV[1] new status; ARGV[2] comma list of allowed current statuses ('*' = any open);
-# ARGV[3] comma list of final statuses; ARGV[4..] field/value pairs. Returns the previous status, or false.
-_TRANSITION = """
-local current = redis.call('HGET', KEYS[1], 'status')
-if not current then return false end
-local allowed = ARGV[2]
-if allowed == '*' then
-  if string.find(',' .. ARGV[3] .. ',', ',' .. current .. ',', 1, true) then return false end
-elseif not string.find(',' .. allowed .. ',', ',' .. current .. ',', 1, true) then
-  return false
-end
-redis.call('HSET', KEYS[1], 'status', ARGV[1])
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-return current
-"""
-
-
-# KEYS: lead hash, pending, parked, dead. ARGV: lead id, now (ms), final statuses csv, field/value pairs...
-# Status, fields and sets change together, so a replay racing the burial can never leave the lead in no set;
-# a lead already delivered (or dead) is never buried.
-_BURY = """
-local current = redis.call('HGET', KEYS[1], 'status')
-if not current or string.find(',' .. ARGV[3] .. ',', ',' .. current .. ',', 1, true) then return false end
-redis.call('HSET', KEYS[1], 'status', 'dead')
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('ZADD', KEYS[4], tonumber(ARGV[2]), ARGV[1])
-return current
-"""
 
 
 def fingerprint(payload: Mapping[str, Any]) -> str:
@@ -103,7 +58,7 @@ class LeadStore:
     """Reads and writes lead records; every write is one atomic Redis call or a MULTI pipeline."""
 
     def __init__(
-        self, client: redis.Redis, *, keys: Keys, lease_seconds: float = 60.0, lock_seconds: float | None = None,
+        self, client: RedisClient, *, keys: Keys, lease_seconds: float = 60.0, lock_seconds: float | None = None,
         min_replicas: int = 0, replica_timeout_ms: int = 1000,
     ) -> None:
         self._redis = client
@@ -112,9 +67,10 @@ class LeadStore:
         self._replica_timeout_ms = replica_timeout_ms
         self._lease_ms = int(lease_seconds * 1000)
         self._lock_ms = int((lock_seconds or lease_seconds) * 1000)
-        self._accept = client.register_script(_ACCEPT)
-        self._transition = client.register_script(_TRANSITION)
-        self._bury = client.register_script(_BURY)
+        self._accept = load_script(client, "lead_accept")
+        self._transition = load_script(client, "lead_transition")
+        self._bury = load_script(client, "lead_bury")
+        self._unlock = load_script(client, "lead_unlock")
 
     @property
     def keys(self) -> Keys:
@@ -143,7 +99,7 @@ class LeadStore:
             # The record and WAIT go on one connection: WAIT counts the replicas holding this connection's writes.
             pipe = self._redis.pipeline(transaction=False)
             self._accept(keys=keys, args=args, client=pipe)
-            pipe.execute_command("WAIT", self._min_replicas, self._replica_timeout_ms)  # type: ignore[no-untyped-call]
+            pipe.execute_command("WAIT", self._min_replicas, self._replica_timeout_ms)
             (outcome, status), replicas = pipe.execute()
             if int(replicas) < self._min_replicas:
                 raise NotReplicatedError(
@@ -230,12 +186,7 @@ class LeadStore:
         return bool(self._redis.set(self._keys.lead_lock(lead_id), token, nx=True, px=self._lock_ms))
 
     def unlock(self, lead_id: str, *, token: str) -> None:
-        self._redis.eval(
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
-            1,
-            self._keys.lead_lock(lead_id),
-            token,
-        )
+        self._unlock(keys=[self._keys.lead_lock(lead_id)], args=[token])
 
     def is_locked(self, lead_id: str) -> bool:
         return bool(self._redis.exists(self._keys.lead_lock(lead_id)))

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import redis
 import structlog
 
 from workers.clock import iso
+from workers.lua import load_script
+from workers.store.connections import RedisClient
 from workers.store.keys import Keys
 from workers.store.lead_record import FINAL, LeadRecord
 
@@ -34,30 +35,6 @@ log = structlog.get_logger(__name__)
 #: What a tombstone keeps of a record.
 TOMBSTONE_FIELDS = ("id", "status", "source", "fingerprint", "agent", "pool", "created_at", "created_ms", "posted_at",
                     "completed_at", "dead_at", "disposition")
-
-# KEYS: lead hash, events list, created index, tombstones, dead, pending, parked. ARGV: lead id, now (ms), final
-# statuses csv, field/value pairs of the tombstone. Shrinks only a lead that is still finished (1), else 0.
-_SHRINK = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status or not string.find(',' .. ARGV[3] .. ',', ',' .. status .. ',', 1, true) then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2])
-for i = 4, #ARGV, 2 do
-  if ARGV[i + 1] ~= '' then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-end
-redis.call('HSET', KEYS[1], 'status', status, 'tombstone', '1', 'shrunk_at_ms', ARGV[2])
-redis.call('ZREM', KEYS[3], ARGV[1])
-for i = 5, 7 do redis.call('ZREM', KEYS[i], ARGV[1]) end
-redis.call('ZADD', KEYS[4], tonumber(ARGV[2]), ARGV[1])
-return 1
-"""
-
-# KEYS: lead hash, tombstones. ARGV: lead id. Drops the tombstone (only a tombstone: never a live record).
-_DROP = """
-if redis.call('HGET', KEYS[1], 'tombstone') == '1' then redis.call('DEL', KEYS[1]) end
-redis.call('ZREM', KEYS[2], ARGV[1])
-return 1
-"""
-
 
 @dataclass(frozen=True, slots=True)
 class RetentionPolicy:
@@ -96,14 +73,14 @@ class Retention:
     """Shrinks finished leads past the retention period and drops old tombstones; see the module's docstring."""
 
     def __init__(
-        self, client: redis.Redis, *, keys: Keys, policy: RetentionPolicy, clock: Callable[[], float] = time.time
+        self, client: RedisClient, *, keys: Keys, policy: RetentionPolicy, clock: Callable[[], float] = time.time
     ) -> None:
         self._redis = client
         self._keys = keys
         self._policy = policy
         self._clock = clock
-        self._shrink = client.register_script(_SHRINK)
-        self._drop = client.register_script(_DROP)
+        self._shrink = load_script(client, "retention_shrink")
+        self._drop = load_script(client, "retention_drop")
 
     @property
     def policy(self) -> RetentionPolicy:
@@ -111,7 +88,7 @@ class Retention:
 
     def index_existing(self, *, count: int = 1000) -> int:
         """Index leads recorded before retention existed (once per Redis; a marker remembers it was done)."""
-        marker = f"{self._keys.created}:indexed"
+        marker = self._keys.created_indexed
         if self._redis.exists(marker):
             return 0
         indexed = 0

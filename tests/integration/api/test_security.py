@@ -17,6 +17,7 @@ import pytest
 
 from tests.harness import Stack
 from workers.store.connections import connect
+from workers.store.keys import Keys
 
 OLD_KEY, NEW_KEY = secrets.token_bytes(24), secrets.token_bytes(24)
 OLD_SECRET = "whsec_" + base64.b64encode(OLD_KEY).decode()
@@ -99,7 +100,7 @@ def stack(make_stack: Callable[..., Stack]) -> Stack:
 
 def test_signature_matrix_refuses_without_a_trace(stack: Stack) -> None:
     client = connect(stack.redis_url)
-    prefix = stack.settings["ROUTER_KEY_PREFIX"]
+    keys = Keys(stack.settings["ROUTER_KEY_PREFIX"])
     bodies: list[str] = []
     for case in matrix():
         response = stack.client.post(f"{stack.api_url}/v1/leads", content=case.body, headers=case.headers)
@@ -109,7 +110,7 @@ def test_signature_matrix_refuses_without_a_trace(stack: Stack) -> None:
             assert "signature" in response.json()["detail"], case.name
     queued = "\n".join(client.lrange("leads", 0, -1))  # type: ignore[arg-type]
     for case in matrix():
-        traces = list(client.scan_iter(f"{prefix}:*{case.lead_id}*"))
+        traces = list(client.scan_iter(keys.match(f"*{case.lead_id}*")))
         if case.expected == 202:
             assert traces and f'"lead_id": "{case.lead_id}"' in queued, case.name
             assert stack.lead(case.lead_id)["status"] == "queued"

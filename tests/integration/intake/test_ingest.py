@@ -11,6 +11,7 @@ import redis
 from kombu import Connection
 
 from tests.harness import ROOT, Stack, cli, wait_until
+from workers.store.keys import Keys
 
 
 def test_csv_import_takes_valid_rows_and_names_bad_ones(make_stack: Callable[..., Stack], tmp_path: Path) -> None:
@@ -55,7 +56,7 @@ def test_queue_consumer_takes_json_leads_and_keeps_bad_messages(make_stack: Call
     wait_until(lambda: len(stack.campaigns()) == 2, timeout=30, what="two campaigns from the queue")
     assert sorted(c["name"] for c in stack.campaigns()) == ["Q1", "Q2"]
     client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
-    rejected = wait_until(lambda: client.lrange(f"{stack.settings['ROUTER_KEY_PREFIX']}:consume:rejected", 0, -1),
-                          timeout=10, what="the rejected message")
+    rejected_key = Keys(stack.settings["ROUTER_KEY_PREFIX"]).consume_rejected
+    rejected = wait_until(lambda: client.lrange(rejected_key, 0, -1), timeout=10, what="the rejected message")
     assert "Q3" in rejected[0] and "number" in json.loads(rejected[0])["reason"]
     assert consumer.alive()

@@ -72,7 +72,7 @@ def prefix(url: str) -> Iterator[str]:
     name = f"conc-{uuid.uuid4().hex[:12]}"
     yield name
     client = connect(url)
-    for key in client.scan_iter(f"{name}:*"):
+    for key in client.scan_iter(Keys(name).match()):
         client.delete(key)
     client.close()
 
@@ -87,7 +87,7 @@ def test_ten_thousand_picks_by_eight_processes_stay_within_one(url: str, prefix:
 
 def reservations(client: redis.Redis, prefix: str) -> Counter[str]:
     held: Counter[str] = Counter()
-    for key in client.scan_iter(f"{prefix}:routing:resv:*"):
+    for key in client.scan_iter(Keys(prefix).reservation("*")):
         held[str(client.hget(key, "agent"))] += 1
     return held
 

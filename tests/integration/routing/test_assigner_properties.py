@@ -38,7 +38,7 @@ def fresh(client: redis.Redis) -> Iterator[Keys]:
     try:
         yield keys
     finally:
-        for key in client.scan_iter(f"{keys.prefix}:*"):
+        for key in client.scan_iter(keys.match()):
             client.delete(key)
 
 

@@ -193,14 +193,13 @@ def test_a_called_dead_letter_leaves_the_dead_letters_and_a_retried_terminal_fre
         client.hset(keys.lead("CBD1"), "status", "dead")
         client.zadd(keys.dead, {"CBD1": 1})
         # And as if alice held its reservation, whose release after the first terminal callback failed.
-        routing = keys.agent_prefix()
-        client.hset(f"{routing}:resv:CBD1", mapping={"agent": "alice", "counted": "1"})
-        client.hset(f"{routing}:agent:alice", mapping={"open": "1", "ordinal": "1"})
+        client.hset(keys.reservation("CBD1"), mapping={"agent": "alice", "counted": "1"})
+        client.hset(keys.agent("alice"), mapping={"open": "1", "ordinal": "1"})
         client.set(keys.callback("terminal:log-cd1:call-ended"), "1")  # the first delivery's marker
         ryng = Ryng(stack)
         answer = ryng.post("terminal", terminal_body("CBD1", "cd1"))
         assert answer.status_code == 200 and answer.json()["result"] == "duplicate"
-        assert client.hget(f"{routing}:agent:alice", "open") == "0"  # freed on Ryng's retry
+        assert client.hget(keys.agent("alice"), "open") == "0"  # freed on Ryng's retry
         assert ryng.post("terminal", terminal_body("CBD1", "cd2")).json()["result"] == "applied"
         assert stack.lead("CBD1")["status"] == "completed"
         assert client.zscore(keys.dead, "CBD1") is None
