@@ -14,11 +14,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from config.conditions import Condition
 from config.routing_lines import locate_toml, locate_yaml
 from config.routing_models import (
     DAYS,
     AgentConfig,
-    Condition,
     PoolConfig,
     Problem,
     RoutingConfig,

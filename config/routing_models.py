@@ -19,6 +19,9 @@ from pydantic import (
     model_validator,
 )
 
+from config.conditions import Condition
+from config.sources_models import SourceConfig, source_problems
+
 __all__ = [
     "DAYS",
     "AgentConfig",
@@ -35,7 +38,6 @@ WhenEmpty = Literal["wait", "overflow", "ryng"]
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _NAME = r"^[A-Za-z0-9_.@+-]{1,64}$"
 _HOURS = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
-_OPERATORS = ("equals", "one_of", "regex", "exists", "gt", "gte", "lt", "lte")
 
 
 class _Model(BaseModel):
@@ -103,47 +105,6 @@ class AgentConfig(_Model):
     tags: tuple[str, ...] = ()
 
 
-class Condition(_Model):
-    """A rule condition: `all`/`any` of conditions, or one test on a lead field or lead attribute.
-
-    A leaf names `field` (a lead field) or `lead` (`source`, `number` or `lead_id`) and one operator.
-    """
-
-    all: tuple[Condition, ...] | None = None
-    any: tuple[Condition, ...] | None = None
-    field: str | None = None
-    lead: Literal["source", "number", "lead_id"] | None = None
-    equals: str | int | float | bool | None = None
-    one_of: tuple[str | int | float, ...] | None = None
-    regex: str | None = None
-    exists: bool | None = None
-    gt: float | None = None
-    gte: float | None = None
-    lt: float | None = None
-    lte: float | None = None
-
-    @model_validator(mode="after")
-    def _shape(self) -> Condition:
-        groups = [name for name in ("all", "any") if getattr(self, name) is not None]
-        subjects = [name for name in ("field", "lead") if getattr(self, name) is not None]
-        ops = [name for name in _OPERATORS if getattr(self, name) is not None]
-        if groups:
-            if len(groups) > 1 or subjects or ops:
-                raise ValueError("a condition with `all` or `any` may hold nothing else")
-            return self
-        if len(subjects) != 1:
-            raise ValueError("a condition names exactly one of `field` or `lead` (or is `all`/`any`)")
-        numeric = {"gt", "gte", "lt", "lte"}
-        if not ops or (len(ops) > 1 and not set(ops) <= numeric):
-            raise ValueError(f"a condition needs one operator of {', '.join(_OPERATORS)} (gt/lt may pair)")
-        if self.regex is not None:
-            try:
-                re.compile(self.regex)
-            except re.error as exc:
-                raise ValueError(f"invalid regex {self.regex!r}: {exc}") from exc
-        return self
-
-
 class RuleConfig(_Model):
     """Ordered rule: the first whose condition matches a lead picks its pool."""
 
@@ -174,6 +135,7 @@ class RoutingConfig(_Model):
     pools: tuple[PoolConfig, ...]
     rules: tuple[RuleConfig, ...] = ()
     default_pool: str = "default"
+    sources: tuple[SourceConfig, ...] = ()
 
     @model_validator(mode="after")
     def _coherent(self, info: ValidationInfo) -> RoutingConfig:
@@ -238,6 +200,7 @@ def _problems(config: RoutingConfig) -> list[Problem]:
     for index, rule in enumerate(config.rules):
         if rule.pool not in pools:
             problems.append((("rules", str(index), "pool"), f"unknown pool {rule.pool!r}"))
+    problems.extend(source_problems(config.sources, pools=pools, agents=agents))
     overflow = {pool.name: pool.overflow for pool in config.pools}
     for index, pool in enumerate(config.pools):
         seen, current = {pool.name}, pool.overflow
