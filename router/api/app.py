@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from config.settings import Settings, get_settings
 from router.api.limits import BodyLimitMiddleware
-from router.api.routes import admin, agents, callbacks, health, leads, routing
+from router.api.routes import admin, agents, callbacks, health, leads, routing, sources
 from router.api.signatures import WebhookVerifier
 from workers.services import Services
 
@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(agents.router)
     app.include_router(routing.router)
     app.include_router(admin.router)
+    app.include_router(sources.router)
     _install_handlers(app)
     return app
 

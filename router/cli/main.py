@@ -164,6 +164,7 @@ def _register() -> None:
     from router.cli.export import register as register_export
     from router.cli.routing import register as register_routing
     from router.cli.sandbox import sandbox
+    from router.cli.sources import register as register_sources
 
     app.command("sandbox")(sandbox)
     register_agents(app)
@@ -171,6 +172,7 @@ def _register() -> None:
     app.add_typer(delivery_app, name="delivery", help="Delivery to Ryng: status, resume after a 403 pause.")
     register_routing(app)
     register_export(app)
+    register_sources(app)
 
 
 _register()

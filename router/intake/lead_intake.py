@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Literal
 
 import structlog
 
@@ -30,6 +31,8 @@ class IntakeResult:
     id: str
     status: str
     duplicate: bool
+    #: A known lead re-sent with changes, kept as an update (`on_change="update"`).
+    updated: bool = False
 
 
 def take_lead(
@@ -40,12 +43,15 @@ def take_lead(
     source: str,
     pools: Collection[str] | None = None,
     webhook_id: str | None = None,
+    on_change: Literal["conflict", "update"] = "conflict",
 ) -> IntakeResult:
     """Record first (so a 202 means kept), then enqueue. A crash in between is covered by the lead's lease.
 
     `pools`, when given, are the configured pool names: a lead naming another pool is refused (UnknownPool).
     `webhook_id` (a verified Standard Webhooks `webhook-id`) is an idempotency hint: a redelivery of a webhook
     already taken is answered with that lead's status, whatever it carries.
+    `on_change="update"` (CRM sources) keeps a known lead re-sent with other values as an update on its record
+    and answers with its status, where the default refuses it (IntakeConflict).
     """
     if webhook_id:
         earlier = store.webhook_lead(webhook_id)
@@ -55,6 +61,9 @@ def take_lead(
     if pools is not None and lead.pool is not None and lead.pool not in pools:
         raise UnknownPool(f"pool: unknown pool {lead.pool!r}; configured pools: {', '.join(sorted(pools))}")
     accepted = store.accept(lead_id=lead.id, payload=lead.normalised(), source=source)
+    if accepted.outcome == "conflict" and on_change == "update":
+        store.record_update(lead.id, payload=lead.normalised(), source=source)
+        return IntakeResult(id=lead.id, status=accepted.status, duplicate=True, updated=True)
     if accepted.outcome == "conflict":
         raise IntakeConflict(
             f"lead {lead.id!r} was already received with a different payload (status {accepted.status})"

@@ -172,6 +172,31 @@ class LeadStore:
         raw: list[str] = self._redis.lrange(self._keys.lead_events(lead_id), 0, -1)  # type: ignore[assignment]
         return [json.loads(item) for item in raw]
 
+    def record_update(self, lead_id: str, *, payload: Mapping[str, Any], source: str) -> bool:
+        """Keep a CRM's changed re-send of a known lead as an update (never a second campaign).
+
+        One MULTI: the latest update's payload and fingerprint, a count, and a history entry naming the changed
+        keys. Returns False when the same update was kept already (the CRM retried it).
+        """
+        digest = fingerprint(payload)
+        key = self._keys.lead(lead_id)
+        if self._redis.hget(key, "update_fingerprint") == digest:
+            return False
+        raw = self._redis.hget(key, "payload")
+        before = json.loads(raw) if isinstance(raw, str) else {}
+        changed = sorted(name for name in {*before, *payload} if before.get(name) != payload.get(name))
+        entry = json.dumps({"at": iso(), "event": "updated", "source": source, "changed": changed}, sort_keys=True)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(key, mapping={
+            "update_payload": json.dumps(payload, sort_keys=True), "update_fingerprint": digest,
+            "updated_at": iso(),
+        })
+        pipe.hincrby(key, "updates", 1)
+        pipe.rpush(self._keys.lead_events(lead_id), entry)
+        pipe.ltrim(self._keys.lead_events(lead_id), -MAX_EVENTS, -1)
+        pipe.execute()
+        return True
+
     def remember_webhook(self, webhook_id: str, *, lead_id: str, ttl_seconds: int = 7 * 24 * 3600) -> None:
         """Note which lead a webhook delivery carried (the first one wins)."""
         self._redis.set(self._keys.webhook(webhook_id), lead_id, nx=True, ex=ttl_seconds)

@@ -1,0 +1,105 @@
+"""A source's payload into the one intake: mapped leads go through `take_lead`, each keyed by its CRM record id.
+
+Every lead of a request is mapped and checked before any is recorded (a batch is refused whole); each is then
+taken as a lead of this source, where a re-send with changed values is kept as an update on the lead's record.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from config.routing import RoutingConfig
+from config.sources_models import SourceConfig
+from router.intake.lead_intake import IntakeResult, UnknownPool, take_lead
+from router.intake.sources.mapping import Mapped, SourceMapping
+from workers.store.counters import Counters
+from workers.store.records import LeadStore
+
+__all__ = ["Source", "SourceBook", "SourceTaken", "book_for", "take_payload"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One declared source with its compiled mapping."""
+
+    config: SourceConfig
+    mapping: SourceMapping
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+class SourceBook:
+    """The sources of one routing configuration, by name."""
+
+    def __init__(self, sources: Iterable[SourceConfig]) -> None:
+        self._sources = {config.name: Source(config=config, mapping=SourceMapping(config)) for config in sources}
+
+    def get(self, name: str) -> Source | None:
+        return self._sources.get(name)
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._sources)
+
+
+_last: tuple[RoutingConfig, SourceBook] | None = None
+_last_lock = threading.Lock()
+
+
+def book_for(routing: RoutingConfig) -> SourceBook:
+    """The sources of the routing configuration in force, compiled once per configuration (it reloads live)."""
+    global _last
+    with _last_lock:
+        if _last is None or _last[0] is not routing:
+            _last = (routing, SourceBook(routing.sources))
+        return _last[1]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceTaken:
+    """What one request did: the leads taken (new, known, or updated) and the events the filter dropped."""
+
+    leads: tuple[IntakeResult, ...]
+    ignored: int
+
+    @property
+    def created(self) -> bool:
+        return any(not lead.duplicate for lead in self.leads)
+
+
+def take_payload(
+    source: Source,
+    payload: Any,
+    *,
+    store: LeadStore,
+    enqueue: Callable[[str], None],
+    counters: Counters | None = None,
+    pools: Collection[str] | None = None,
+) -> SourceTaken:
+    """Map the payload (MappingError refuses it whole), check every lead's pool, then take each lead."""
+    mapped: Mapped = source.mapping.map(payload)
+    if pools is not None:
+        for lead in mapped.leads:
+            if lead.pool is not None and lead.pool not in pools:
+                raise UnknownPool(f"pool: unknown pool {lead.pool!r}; configured pools: {', '.join(sorted(pools))}")
+    if mapped.ignored:
+        log.info("source_events_ignored", source=source.name, ignored=mapped.ignored)
+        if counters is not None:
+            counters.incr(f"source_ignored:{source.name}", mapped.ignored)
+    results = tuple(
+        take_lead(lead, store=store, enqueue=enqueue, source=source.name, pools=pools, on_change="update")
+        for lead in mapped.leads
+    )
+    for result in results:
+        log.info("source_lead_taken", source=source.name, lead_id=result.id, status=result.status,
+                 duplicate=result.duplicate, updated=result.updated)
+    return SourceTaken(leads=results, ignored=mapped.ignored)
