@@ -26,6 +26,7 @@ def record_view(store: LeadStore, lead_id: str) -> LeadRecordView | None:
         fields=record.readable_payload.get("fields") or {},
         attempts=record.attempts,
         possible_duplicate=record.possible_duplicate,
+        updates=int(record.extra.get("updates", "0") or 0),
         history=store.events(lead_id),
         **texts,
     )

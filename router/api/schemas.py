@@ -113,6 +113,7 @@ class LeadRecord(BaseModel):
     agent_mapping: str | None = None
     attempts: int = 0
     possible_duplicate: bool = False
+    updates: int = Field(default=0, description="changed re-sends of this lead by its CRM, kept as updates")
     last_outcome: str | None = None
     last_status_code: str | None = None
     last_message: str | None = None

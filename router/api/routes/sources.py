@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 import structlog
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
@@ -107,6 +108,9 @@ async def post_source(name: str, request: Request, services: ServicesDep, enqueu
         return answers.refused(preset, 422, str(exc))
     except EnqueueFailed:
         return answers.unavailable(preset, "the lead is recorded but the queue is unreachable; send it again later")
+    except redis.RedisError as exc:  # nothing answered 2xx unless kept: the CRM sends again later
+        log.error("redis_unavailable", error=type(exc).__name__)
+        return answers.unavailable(preset, "storage (Redis) is unavailable; send it again later")
     return answers.accepted(preset, name, taken)
 
 

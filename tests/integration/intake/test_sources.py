@@ -191,6 +191,7 @@ def test_resends_updates_and_filtered_events_make_no_second_campaign(crm_stack: 
     late = stack.client.post(url(stack, "pipedrive"), json=crm.PIPEDRIVE_CREATE_PERSON, headers=auth)
     assert late.status_code == 200 and late.json()["leads"][0]["status"] == "posted"
     assert sorted(c["name"] for c in stack.campaigns()) == [lead_id, "pipedrive:812"]
+    assert stack.lead(lead_id)["updates"] == 1
     history = stack.lead(lead_id)["history"]
     updates = [entry for entry in history if entry["event"] == "updated"]
     assert len(updates) == 1 and updates[0]["changed"] == ["fields"]
@@ -280,3 +281,35 @@ def test_sources_test_prints_the_lead_or_why_not(tmp_path: Path) -> None:
     done = subprocess.run(cli("sources", "test", "lsq", str(bad)), env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 1 and "refused: no phone number: tried 'Mobile', 'Phone'" in done.stderr
+
+
+def test_sources_follow_the_routing_file_while_running(crm_stack: Stack) -> None:
+    stack = crm_stack
+    routing = Path(stack.settings["ROUTER_ROUTING_FILE"])
+    assert stack.client.post(url(stack, "typeform"), json={}).status_code == 404
+    routing.write_text(ROUTING + '\n[[sources]]\nname = "typeform"\nauth = "none"\nphone = ["answers.phone"]\n')
+    wait_until(lambda: stack.client.post(url(stack, "typeform"), json={}).status_code == 422, timeout=30,
+               what="the new source to be served")
+    taken = stack.client.post(url(stack, "typeform"), json={"id": "tf1", "answers": {"phone": "998314242"}})
+    assert taken.status_code == 202, taken.text
+    routing.write_text(ROUTING + '\n[[sources]]\nname = "typeform"\n')  # no auth: refused, the old file stays
+    wait_until(lambda: "routing_reload_rejected" in stack.logs(), timeout=30, what="the bad file refused")
+    again = stack.client.post(url(stack, "typeform"), json={"id": "tf2", "answers": {"phone": "998314243"}})
+    assert again.status_code == 202, again.text
+    assert "sources.6.auth: Field required" in stack.logs()
+
+
+def test_an_outage_is_a_503_for_every_crm_and_a_soap_fault_for_salesforce(
+    make_stack: Callable[..., Stack], tmp_path: Path
+) -> None:
+    from tests.harness import free_port
+
+    routing = tmp_path / "routing.toml"
+    routing.write_text(ROUTING)
+    stack = make_stack(ROUTER_ROUTING_FILE=str(routing), REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", **SECRETS)
+    stack.start_api()
+    soap = stack.client.post(url(stack, "salesforce"), content=crm.SALESFORCE_TWO_LEADS,
+                             headers={"content-type": "text/xml"})
+    assert soap.status_code == 503 and "soapenv:Server" in soap.text and "<Ack>" not in soap.text
+    lsq = stack.client.post(url(stack, "lsq"), json=crm.LEADSQUARED_CREATE, headers={"x-api-key": SECRETS["LSQ_TOKEN"]})
+    assert lsq.status_code == 503 and "Redis" in lsq.json()["detail"]
