@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     router_host: str = "127.0.0.1"
     router_port: int = Field(default=8000, ge=1, le=65535)
 
+    # --- Outcomes back to the CRM (a source's outcome_url) ---------------------------------------------
+    router_outcome_max_attempts: int = Field(default=12, ge=1, le=100)
+    router_outcome_backoff_base_seconds: float = Field(default=5.0, gt=0, le=3600)
+    router_outcome_backoff_max_seconds: float = Field(default=1800.0, gt=0, le=86_400)
+    router_outcome_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
     # --- Sandbox ------------------------------------------------------------------------------------
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = Field(default=8100, ge=1, le=65535)

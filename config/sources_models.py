@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Literal
+from typing import Any, Literal
 
 import jmespath
 from jmespath.exceptions import JMESPathError
@@ -30,11 +30,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from config.conditions import Condition
 
 __all__ = [
+    "OUTCOME_FIELDS",
     "PRESETS",
     "PickConfig",
     "Preset",
     "SourceAuth",
     "SourceConfig",
+    "check_outcome_template",
     "check_path",
     "condition_paths",
     "source_problems",
@@ -72,6 +74,28 @@ def condition_paths(condition: Condition) -> list[str]:
     if condition.all is not None or condition.any is not None:
         return [path for part in (condition.all or condition.any or ()) for path in condition_paths(part)]
     return [condition.field] if condition.field is not None else []
+
+
+#: What an outcome carries, and the placeholders an `outcome_template` may use.
+OUTCOME_FIELDS = (
+    "type", "lead_id", "crm_id", "source", "status", "agent", "disposition", "talktime", "call_started",
+    "call_ended", "recording_url", "call_id", "attempts", "dead_reason", "at",
+)
+
+
+def check_outcome_template(template: Any) -> None:
+    """Every string of the template may use only `{field}` placeholders of OUTCOME_FIELDS."""
+    if isinstance(template, dict):
+        for value in template.values():
+            check_outcome_template(value)
+    elif isinstance(template, list):
+        for value in template:
+            check_outcome_template(value)
+    elif isinstance(template, str):
+        for name in re.findall(r"\{([^{}]*)\}", template):
+            if name not in OUTCOME_FIELDS:
+                known = ", ".join(OUTCOME_FIELDS)
+                raise ValueError(f"outcome_template: unknown placeholder {{{name}}}; known: {known}")
 
 
 class SourceAuth(_Model):
@@ -151,7 +175,23 @@ class SourceConfig(_Model):
     pool: PickConfig | None = None
     agent: PickConfig | None = None
     filter: Condition | None = None
-    outcome_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+", max_length=2000)
+    outcome_url: str | None = Field(
+        default=None, pattern=r"^https?://[^\s/]+", max_length=2000, description="where call outcomes are sent"
+    )
+    outcome_secret_env: str | None = Field(
+        default=None, pattern=_ENV, description="environment variable with the whsec_ secret signing outcomes"
+    )
+    outcome_template: dict[str, Any] | None = Field(
+        default=None, description="reshapes the outcome: {placeholder} strings over its fields, nested tables"
+    )
+
+    @model_validator(mode="after")
+    def _outcomes(self) -> SourceConfig:
+        if self.outcome_url is not None and self.outcome_secret_env is None:
+            raise ValueError("outcome_url needs outcome_secret_env: outcomes are always signed")
+        if self.outcome_template is not None:
+            check_outcome_template(self.outcome_template)
+        return self
 
     @field_validator("events", "id", "fields_root")
     @classmethod
@@ -223,4 +263,7 @@ def source_problems(
         auth = source.auth
         if isinstance(auth, SourceAuth) and auth.secret_env is not None and auth.secret() is None:
             problems.append(((*path, "auth", "secret_env"), f"environment variable {auth.secret_env} is not set"))
+        if source.outcome_secret_env is not None and not os.environ.get(source.outcome_secret_env):
+            problems.append(((*path, "outcome_secret_env"),
+                             f"environment variable {source.outcome_secret_env} is not set"))
     return problems

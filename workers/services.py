@@ -22,6 +22,8 @@ from config.routing_watch import RoutingWatch
 from config.settings import Settings, get_settings
 from workers.delivery.deliverer import Deliverer
 from workers.delivery.policy import DeliveryPolicy
+from workers.outcomes.outbox import Outbox
+from workers.outcomes.sender import OutcomeSender
 from workers.routing.agents import AgentStore
 from workers.routing.assigner import Assigner, cancel_reservation
 from workers.ryng.callbacks import CallbackRecorder
@@ -57,6 +59,8 @@ class Services:
     keys: Keys
     #: httpx transport for the Ryng client (tests pass `httpx.MockTransport`); None: the network.
     ryng_transport: httpx.BaseTransport | None = None
+    #: httpx transport for outcomes sent to CRMs (tests may pass `httpx.MockTransport`); None: the network.
+    outcome_transport: httpx.BaseTransport | None = None
     #: How the deliverer sleeps through a short wait (tests record instead).
     sleep: Callable[[float], None] = time.sleep
     #: Seconds between looks at the routing file; 0 looks on every `follow_routing()`.
@@ -220,13 +224,39 @@ class Services:
         return Deliverer(
             store=self.store, parking=self.parking, limiter_acquire=acquire, pause=self.pause,
             assigner=self.assigner, ryng=self.ryng, policy=self.policy, counters=self.counters, sleep=self.sleep,
+            on_dead=lambda lead_id: self.outbox.notify(lead_id, kind="lead.dead"),
         )
+
+    # --- outcomes back to the CRM ----------------------------------------------------------------------------
+
+    @cached_property
+    def outbox(self) -> Outbox:
+        timeout = self.settings.router_outcome_timeout_seconds
+        return Outbox(
+            self.redis, keys=self.keys, store=self.store, routing=lambda: self.routing,
+            lease_seconds=max(self.settings.router_lease_seconds, 2 * timeout + 5),
+        )
+
+    @cached_property
+    def outcome_sender(self) -> OutcomeSender:
+        settings = self.settings
+        policy = DeliveryPolicy(
+            backoff_base_seconds=settings.router_outcome_backoff_base_seconds,
+            backoff_max_seconds=max(settings.router_outcome_backoff_max_seconds,
+                                    settings.router_outcome_backoff_base_seconds),
+        )
+        client = httpx.Client(timeout=settings.router_outcome_timeout_seconds, transport=self.outcome_transport)
+        return OutcomeSender(outbox=self.outbox, client=client, policy=policy,
+                             max_attempts=settings.router_outcome_max_attempts)
 
     def close(self) -> None:
         """Close what was opened: the Ryng client (if it was ever built) and the Redis client."""
         ryng = self.__dict__.get("ryng")
         if ryng is not None:
             ryng.close()
+        sender = self.__dict__.get("outcome_sender")
+        if sender is not None:
+            sender.close()
         self.redis.close()
 
 

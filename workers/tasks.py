@@ -22,6 +22,14 @@ def deliver(lead_id: str) -> str:
     return outcome
 
 
+@app.task(name="lead_router.send_outcome", ignore_result=True)
+def send_outcome(lead_id: str) -> str:
+    """Send the lead's oldest outcome to its CRM (a claim from the outbox; a stray copy sends at most again)."""
+    sent = process_services().outcome_sender.run(lead_id)
+    log.info("outcome_step", lead_id=lead_id, outcome=sent)
+    return str(sent)
+
+
 def enqueue(lead_id: str, *, request_id: str | None = None) -> None:
     """Publish one delivery task for a lead (the lead id and request id travel in the headers)."""
     request_id = request_id or structlog.contextvars.get_contextvars().get("request_id") or ""
@@ -42,11 +50,18 @@ def start_pump() -> Pump:
         services.retention.sweep()  # at most once per ROUTER_RETENTION_SWEEP_SECONDS across all workers
         return services.assigner.expire_reservations()
 
+    def send_outcomes() -> int:
+        claimed = services.outbox.claim_due()
+        for lead_id in claimed:
+            send_outcome.apply_async(args=(lead_id,), headers={"lead_id": lead_id})
+        return len(claimed)
+
     pump = Pump(
         parking=services.parking,
         enqueue=enqueue,
         expire_reservations=expire_reservations,
         interval=services.settings.router_pump_interval_seconds,
+        outcomes=send_outcomes,
     )
     pump.start()
     return pump

@@ -17,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from config.routing_watch import RoutingWatch
 from config.settings import Settings
 from router.api.signatures import WebhookVerifier
+from workers.outcomes.outbox import Outbox
 from workers.routing.agents import AgentStore
 from workers.routing.assigner import Assigner
 from workers.ryng.callbacks import CallbackRecorder
@@ -29,7 +30,7 @@ from workers.store.records import LeadStore
 
 __all__ = [
     "AdminDep", "AgentStoreDep", "AssignerDep", "CallbacksDep", "CountersDep", "EnqueueDep", "KeysDep",
-    "ParkingDep", "PauseDep", "RedisDep", "RoutingWatchDep", "ServicesDep", "SettingsDep", "StoreDep",
+    "OutboxDep", "ParkingDep", "PauseDep", "RedisDep", "RoutingWatchDep", "ServicesDep", "SettingsDep", "StoreDep",
     "VerifierDep", "require_admin",
 ]
 
@@ -98,6 +99,10 @@ def get_routing_watch(services: ServicesDep) -> RoutingWatch:
     return services.routing_watch
 
 
+def get_outbox(services: ServicesDep) -> Outbox:
+    return services.outbox
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
 KeysDep = Annotated[Keys, Depends(get_keys)]
@@ -109,6 +114,7 @@ CallbacksDep = Annotated[CallbackRecorder, Depends(get_callbacks)]
 AgentStoreDep = Annotated[AgentStore, Depends(get_agent_store)]
 AssignerDep = Annotated[Assigner, Depends(get_assigner)]
 RoutingWatchDep = Annotated[RoutingWatch, Depends(get_routing_watch)]
+OutboxDep = Annotated[Outbox, Depends(get_outbox)]
 
 _bearer = HTTPBearer(auto_error=False, description="ROUTER_ADMIN_TOKEN")
 

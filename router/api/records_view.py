@@ -27,6 +27,10 @@ def record_view(store: LeadStore, lead_id: str) -> LeadRecordView | None:
         attempts=record.attempts,
         possible_duplicate=record.possible_duplicate,
         updates=int(record.extra.get("updates", "0") or 0),
+        outcome_status=record.extra.get("outcome_status") or None,
+        outcome_attempts=int(record.extra.get("outcome_attempts", "0") or 0),
+        outcome_last_error=record.extra.get("outcome_last_error") or None,
+        outcome_delivered_at=record.extra.get("outcome_delivered_at") or None,
         history=store.events(lead_id),
         **texts,
     )

@@ -114,6 +114,11 @@ class LeadRecord(BaseModel):
     attempts: int = 0
     possible_duplicate: bool = False
     updates: int = Field(default=0, description="changed re-sends of this lead by its CRM, kept as updates")
+    outcome_status: str | None = Field(default=None, description="outcome to the CRM: pending, retrying, "
+                                                                 "delivered or dead")
+    outcome_attempts: int = 0
+    outcome_last_error: str | None = None
+    outcome_delivered_at: str | None = None
     last_outcome: str | None = None
     last_status_code: str | None = None
     last_message: str | None = None

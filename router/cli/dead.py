@@ -45,6 +45,24 @@ def _report(verb: str, result: BatchResult) -> None:
         raise typer.Exit(1)
 
 
+@dead_app.command("outcomes")
+def dead_outcomes(
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="show at most this many")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Outcomes the router gave up sending to a CRM (newest first): the lead, the URL, why, and the body."""
+    services = services_or_exit()
+    dead = services.outbox.dead(limit=limit)
+    if as_json:
+        typer.echo(json.dumps([item.model_dump() for item in dead], indent=2))
+        return
+    if not dead:
+        typer.echo("no dead outcomes")
+        return
+    for item in dead:
+        typer.echo(f"{item.at}  {item.lead_id}  {item.attempts} tries  {item.url}  {item.reason}")
+
+
 @dead_app.command("list")
 def list_dead(
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="show at most this many")] = 100,

@@ -84,6 +84,7 @@ class Deliverer:
         policy: DeliveryPolicy,
         counters: Counters,
         sleep: Callable[[float], None],
+        on_dead: Callable[[str], object] | None = None,
     ) -> None:
         self._store = store
         self._parking = parking
@@ -94,6 +95,7 @@ class Deliverer:
         self._policy = policy
         self._counters = counters
         self._sleep = sleep
+        self._on_dead = on_dead  # e.g. queue the outcome for the lead's CRM: it will not be called
 
     def run(self, lead_id: str) -> Step:
         """Deliver the lead if it is still open; returns a short label of what happened."""
@@ -302,6 +304,8 @@ class Deliverer:
         self._assigner.release(lead_id=lead_id, cancel=True)  # it never reached the agent
         self._counters.incr("dead")
         log.warning("lead_dead", lead_id=lead_id, reason=reason[:200])
+        if self._on_dead is not None:
+            self._on_dead(lead_id)
         return Step.DEAD
 
 

@@ -27,12 +27,14 @@ class Pump:
         expire_reservations: Callable[[], int],
         interval: float,
         sweep_every: float = 2.0,
+        outcomes: Callable[[], int] | None = None,
     ) -> None:
         self._parking = parking
         self._enqueue = enqueue
         self._expire = expire_reservations
         self._interval = interval
         self._sweep_every = sweep_every
+        self._outcomes = outcomes  # queues the sends of outcomes due to CRMs; returns how many
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_sweep = 0.0
@@ -52,6 +54,8 @@ class Pump:
                 log.info("reservations_expired", count=expired)
         for lead_id in ids:
             self._enqueue(lead_id)
+        if self._outcomes is not None:
+            self._outcomes()
         return len(ids)
 
     def _loop(self) -> None:

@@ -130,6 +130,26 @@ class Keys:
         """List: callbacks matched to no lead, kept for an operator (newest first, bounded)."""
         return f"{self.tag}:callbacks:unmatched"
 
+    # --- outcomes back to the CRM (workers/outcomes): one queue per lead, sent in order, oldest first ------
+
+    def outcome_queue(self, lead_id: str) -> str:
+        """List: the lead's outcome messages not yet delivered to its CRM, oldest first (JSON)."""
+        return f"{self.tag}:outq:{lead_id}"
+
+    def outcome_marker(self, message_id: str) -> str:
+        """String with TTL: an outcome message already queued (so a retried callback queues it once)."""
+        return f"{self.tag}:outmark:{message_id}"
+
+    @property
+    def outcomes_due(self) -> str:
+        """Sorted set: leads with outcomes to send, scored by when the next try is due (ms)."""
+        return f"{self.tag}:outcomes:due"
+
+    @property
+    def outcomes_dead(self) -> str:
+        """List: outcome messages given up on (newest first, bounded), JSON with the reason."""
+        return f"{self.tag}:outcomes:dead"
+
     # --- agents, pools and reservations (the assigner's state) -----------------------------------------
 
     def agent(self, name: str) -> str:

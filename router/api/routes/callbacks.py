@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from router.api.deps import AssignerDep, CallbacksDep, SettingsDep
+from router.api.deps import AssignerDep, CallbacksDep, OutboxDep, SettingsDep
 from workers.ryng.callbacks import CallbackKind, parse_body, read_callback
 
 log = structlog.get_logger(__name__)
@@ -31,7 +31,8 @@ def _check_secret(settings: SettingsDep, secret: str) -> None:
 
 
 async def _receive(
-    request: Request, kind: CallbackKind, *, settings: SettingsDep, recorder: CallbacksDep, assigner: AssignerDep
+    request: Request, kind: CallbackKind, *, settings: SettingsDep, recorder: CallbacksDep, assigner: AssignerDep,
+    outbox: OutboxDep | None = None,
 ) -> CallbackAnswer:
     body = await request.body()
     data = parse_body(body)
@@ -46,6 +47,8 @@ async def _receive(
         # Also on a duplicate: if the release after the first delivery failed, Ryng's retry must still free the
         # agent (releasing is idempotent).
         await run_in_threadpool(assigner.release, lead_id=callback.lead_id)
+        if outbox is not None:  # the CRM learns the outcome; queued once, also when Ryng retries the callback
+            await run_in_threadpool(outbox.notify, callback.lead_id, kind="lead.completed", call=callback.raw)
     log.info("callback", kind=kind, lead_id=callback.lead_id, ryng_event=callback.event, result=result)
     return CallbackAnswer(ok=True, result=result)
 
@@ -63,7 +66,9 @@ async def connect_callback(
 
 @router.post("/{secret}/terminal", response_model=CallbackAnswer, dependencies=[_SecretDep])
 async def terminal_callback(
-    request: Request, settings: SettingsDep, recorder: CallbacksDep, assigner: AssignerDep
+    request: Request, settings: SettingsDep, recorder: CallbacksDep, assigner: AssignerDep, outbox: OutboxDep
 ) -> CallbackAnswer:
-    """Ryng's terminal callback (call-ended, with disposition); frees the agent's capacity."""
-    return await _receive(request, "terminal", settings=settings, recorder=recorder, assigner=assigner)
+    """Ryng's terminal callback (call-ended, with disposition); frees the agent's capacity; the outcome goes to
+    the lead's CRM when its source has an outcome_url."""
+    return await _receive(request, "terminal", settings=settings, recorder=recorder, assigner=assigner,
+                          outbox=outbox)

@@ -207,7 +207,9 @@ class SourceMapping:
             picked = ((name, _text(lookup(event, path))) for name, path in chosen.items())
             return {name: value[:1000] for name, value in picked if value is not None}
         root = lookup(event, self.resolved.fields_root) if self.resolved.fields_root else event
-        used = {self.resolved.id, *self.resolved.phone}
+        # The id and phone are the lead's own: not repeated as fields (each alternative of `a || b` counts).
+        paths = (self.resolved.id, *self.resolved.phone)
+        used = {part.strip().strip('"') for path in paths for part in path.split("||")}
         fields: dict[str, str] = {}
         for name, value in _flatten(root):
             if len(fields) == MAX_FIELDS:
