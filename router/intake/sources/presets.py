@@ -1,7 +1,8 @@
 """Each CRM's default payload shape: where its id, phone, name and fields are, and which events are new leads.
 
 A source's own keys win over its preset's; a source with only `name`, `preset` and `auth` uses these. The
-shapes follow the vendors' public documentation (named per preset; see docs/CRM_PRESETS in the README).
+shapes follow the vendors' public documentation (named per preset); the README's "Connect your CRM" says what
+each CRM sees in answer.
 """
 
 from __future__ import annotations

@@ -89,3 +89,16 @@ auth = "none"
                for line in lines), lines
     assert any("line 9: sources.1.name: source 'hs' is declared twice" in line for line in lines), lines
     assert len(lines) == 4
+
+
+def test_the_example_sources_are_a_valid_routing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.harness import ROOT
+
+    for name in ("LSQ_WEBHOOK_TOKEN", "LSQ_OUTCOME_SECRET", "HUBSPOT_CLIENT_SECRET", "ZOHO_WEBHOOK_TOKEN",
+                 "PIPEDRIVE_WEBHOOK_PASSWORD", "WEBSITE_WEBHOOK_SECRET"):
+        monkeypatch.setenv(name, "x")
+    text = (ROOT / "examples" / "routing.toml").read_text() + "\n" + (ROOT / "examples" / "sources.toml").read_text()
+    config = load_routing(path=write(tmp_path, text), agents=[])
+    assert [source.preset for source in config.sources] == [
+        "leadsquared", "hubspot", "zoho", "salesforce", "pipedrive", "generic"
+    ]
