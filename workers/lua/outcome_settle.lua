@@ -5,20 +5,26 @@
 -- ARGV[1] 'delivered' or 'dead', ARGV[2] now (ms), ARGV[3] lead id, ARGV[4] the message (JSON), ARGV[5] dead
 -- entry (JSON), ARGV[6] history entry (JSON), ARGV[7] now (ISO), ARGV[8] most dead outcomes kept,
 -- ARGV[9] most history entries kept.
+-- The record and history are written only while the record exists (retention may have removed it meanwhile).
 -- Returns 1 when settled, 0 when the message was no longer the oldest.
 if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[4] then return 0 end
 redis.call('LPOP', KEYS[1])
-if ARGV[1] == 'delivered' then
-  redis.call('HSET', KEYS[3], 'outcome_status', 'delivered', 'outcome_delivered_at', ARGV[7], 'outcome_attempts', '0')
-  redis.call('HINCRBY', KEYS[3], 'outcomes_delivered', 1)
-else
+local kept = redis.call('EXISTS', KEYS[3]) == 1
+if ARGV[1] == 'dead' then
   redis.call('LPUSH', KEYS[4], ARGV[5])
   redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[8]) - 1)
-  redis.call('HSET', KEYS[3], 'outcome_status', 'dead', 'outcome_attempts', '0')
-  redis.call('HINCRBY', KEYS[3], 'outcomes_dead', 1)
 end
-redis.call('RPUSH', KEYS[5], ARGV[6])
-redis.call('LTRIM', KEYS[5], -tonumber(ARGV[9]), -1)
+if kept then
+  if ARGV[1] == 'delivered' then
+    redis.call('HSET', KEYS[3], 'outcome_status', 'delivered', 'outcome_delivered_at', ARGV[7], 'outcome_attempts', '0')
+    redis.call('HINCRBY', KEYS[3], 'outcomes_delivered', 1)
+  else
+    redis.call('HSET', KEYS[3], 'outcome_status', 'dead', 'outcome_attempts', '0')
+    redis.call('HINCRBY', KEYS[3], 'outcomes_dead', 1)
+  end
+  redis.call('RPUSH', KEYS[5], ARGV[6])
+  redis.call('LTRIM', KEYS[5], -tonumber(ARGV[9]), -1)
+end
 if redis.call('LLEN', KEYS[1]) > 0 then
   redis.call('ZADD', KEYS[2], tonumber(ARGV[2]), ARGV[3])
 else

@@ -47,7 +47,7 @@ class DeadOutcome(BaseModel):
 
 
 class Outbox:
-    """Queue, claim, settle and reschedule outcome messages; every change is one Lua call or MULTI."""
+    """Queue, claim, settle and reschedule outcome messages; every change is one Lua call."""
 
     def __init__(
         self, client: redis.Redis, *, keys: Keys, store: LeadStore, routing: Callable[[], RoutingConfig],
@@ -61,6 +61,7 @@ class Outbox:
         self._add = client.register_script(_lua("outcome_add.lua"))
         self._claim = client.register_script(_lua("outcome_claim_due.lua"))
         self._settle = client.register_script(_lua("outcome_settle.lua"))
+        self._retry = client.register_script(_lua("outcome_retry.lua"))
 
     def notify(self, lead_id: str, *, kind: OutcomeKind, call: Mapping[str, Any] | None = None) -> bool:
         """Queue the lead's outcome for its source's CRM, if that source has an `outcome_url`; once per event."""
@@ -115,13 +116,11 @@ class Outbox:
         return settled
 
     def retry_later(self, lead_id: str, *, attempts: int, error: str, delay_seconds: float) -> None:
-        """Count the failed try and make the lead due again after the backoff (one MULTI)."""
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(self._keys.lead(lead_id), mapping={
-            "outcome_status": "retrying", "outcome_attempts": str(attempts), "outcome_last_error": error[:500],
-        })
-        pipe.zadd(self._keys.outcomes_due, {lead_id: now_ms() + int(delay_seconds * 1000)})
-        pipe.execute()
+        """Count the failed try and make the lead due again after the backoff (one Lua call)."""
+        self._retry(
+            keys=[self._keys.outcomes_due, self._keys.lead(lead_id)],
+            args=[lead_id, now_ms() + int(delay_seconds * 1000), attempts, error[:500]],
+        )
 
     def dead(self, *, limit: int = 100) -> list[DeadOutcome]:
         raw: list[str] = self._redis.lrange(self._keys.outcomes_dead, 0, limit - 1)  # type: ignore[assignment]
