@@ -108,10 +108,13 @@ def explain(lead_id: str) -> None:
 @app.command("import")
 def import_leads(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV with id,number[,name,pool,agent,...]")],
-    source: Annotated[str, typer.Option(help="source recorded on each lead (rules can match it)")] = "csv",
+    source: Annotated[str, typer.Option(
+        help="a source of the routing file: each row is that CRM's record, mapped; else the name recorded on each "
+             "lead (rules can match it)")] = "csv",
 ) -> None:
     """Import leads from a CSV file: every other column becomes a lead field. Bad rows are listed, not fatal."""
     from router.intake.csv_import import import_csv
+    from router.intake.sources.intake import book_for
     from workers.services import Services
     from workers.tasks import enqueue
 
@@ -121,7 +124,8 @@ def import_leads(
     services.migrate()
     try:
         pools = sorted(services.pool_names)
-        report = import_csv(path, store=services.store, enqueue=enqueue, source=source, pools=pools)
+        mapping = book_for(services.routing).get(source)
+        report = import_csv(path, store=services.store, enqueue=enqueue, source=source, pools=pools, mapping=mapping)
     except (ValueError, UnicodeDecodeError) as exc:
         typer.echo(f"lead-router import: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -137,12 +141,15 @@ def import_leads(
 def consume(
     queue: Annotated[str, typer.Option(help="queue to read JSON leads from")] = "crm-leads",
     url: Annotated[str | None, typer.Option(help="broker URL (amqp:// or redis://); default CELERY_BROKER_URL")] = None,
-    source: Annotated[str, typer.Option(help="source recorded on each lead")] = "queue",
+    source: Annotated[str, typer.Option(
+        help="a source of the routing file: each message is that CRM's payload, mapped; else the name recorded on "
+             "each lead")] = "queue",
 ) -> None:
-    """Take leads from a message queue (RabbitMQ or Redis): one JSON lead per message."""
+    """Take leads from a message queue (RabbitMQ or Redis): one lead (or one CRM payload) per message."""
     from kombu import Connection
 
     from router.intake.queue_consumer import LeadConsumer
+    from router.intake.sources.intake import book_for
     from workers.services import Services
     from workers.store.connections import redis_url
     from workers.tasks import enqueue
@@ -155,7 +162,8 @@ def consume(
     with Connection(broker) as connection:
         typer.echo(f"consuming leads from queue {queue!r}")
         LeadConsumer(connection, queue=queue, store=services.store, enqueue=enqueue, client=services.redis,
-                     source=source, pools=sorted(services.pool_names)).run()
+                     source=source, pools=sorted(services.pool_names),
+                     mapping=book_for(services.routing).get(source)).run()
 
 
 def _register() -> None:

@@ -6,7 +6,7 @@ import csv
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import ValidationError
 
@@ -14,6 +14,9 @@ from router.api.schemas import LeadIn
 from router.intake.lead_intake import IntakeConflict, IntakeResult, take_lead
 from workers.json_input import loads_untrusted
 from workers.store.records import LeadStore
+
+if TYPE_CHECKING:
+    from router.intake.sources.intake import Source
 
 KNOWN_COLUMNS = ("id", "number", "name", "pool", "agent")
 
@@ -71,20 +74,41 @@ def import_csv(
     enqueue: Callable[[str], None],
     source: str = "csv",
     pools: Collection[str] | None = None,
+    mapping: Source | None = None,
 ) -> ImportReport:
+    """Import every row; with `mapping` (a source of the routing file) each row is that CRM's record, mapped."""
     report = ImportReport()
     with path.open(newline="", encoding="utf-8-sig") as stream:
-        for line, data in read_csv(stream):
+        rows = read_csv(stream) if mapping is None else _raw_rows(stream)
+        for line, data in rows:
             try:
-                result = take_item(data, store=store, enqueue=enqueue, source=source, pools=pools)
+                results = _take_row(data, store=store, enqueue=enqueue, source=source, pools=pools, mapping=mapping)
             except ValueError as exc:
                 report.errors.append(f"line {line}: {exc}")
                 continue
-            if result.duplicate:
-                report.duplicates += 1
-            else:
-                report.taken += 1
+            for result in results:
+                if result.duplicate:
+                    report.duplicates += 1
+                else:
+                    report.taken += 1
     return report
+
+
+def _raw_rows(stream: TextIO) -> Iterator[tuple[int, dict[str, Any]]]:
+    reader = csv.DictReader(stream)
+    for row in reader:
+        yield reader.line_num, {key: value for key, value in row.items() if key}
+
+
+def _take_row(
+    data: dict[str, Any], *, store: LeadStore, enqueue: Callable[[str], None], source: str,
+    pools: Collection[str] | None, mapping: Source | None,
+) -> tuple[IntakeResult, ...]:
+    if mapping is None:
+        return (take_item(data, store=store, enqueue=enqueue, source=source, pools=pools),)
+    from router.intake.sources.intake import take_payload
+
+    return take_payload(mapping, data, store=store, enqueue=enqueue, pools=pools).leads
 
 
 def decode_message(body: Any) -> Any:
