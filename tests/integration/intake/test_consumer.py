@@ -9,9 +9,11 @@ import contextlib
 import json
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +26,8 @@ from router.intake.queue_consumer import LeadConsumer
 from router.intake.sources.intake import Source
 from router.intake.sources.mapping import SourceMapping
 from tests.fixtures import crm
-from tests.harness import free_port, wait_until
+from tests.harness import Stack, cli, free_port, wait_until
+from workers.store.embedded import start_embedded
 from workers.store.keys import Keys
 from workers.store.records import LeadStore
 
@@ -206,3 +209,37 @@ def test_a_redis_outage_is_waited_out_with_backoff_and_loses_nothing(
     ceilings = [min(30.0, 0.5 * 2 ** n) for n in range(6)]
     assert all(ceiling / 2 <= wait <= ceiling for wait, ceiling in zip(recorder.waits, ceilings, strict=True))
     dead.close()
+
+
+@pytest.mark.fault
+def test_the_consumer_rides_out_a_broker_and_redis_restart(
+    make_stack: Callable[..., Stack], tmp_path: Path, key_prefix: str
+) -> None:
+    """`lead-router consume` on an embedded Valkey (its broker and its store), stopped and started again."""
+    data_dir = tmp_path / "valkey"
+    server = start_embedded(data_dir=data_dir)
+    port = server.port
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        stack = make_stack()
+        stack.redis_url = url
+        consumer = stack.spawn("consumer", cli("consume", "--queue", "crm-restart"))
+        client = redis.Redis.from_url(url, decode_responses=True)
+        messages = [(json.dumps({"id": f"B{n}", "number": "998314242"}).encode(), "application/json", "utf-8")
+                    for n in range(4)]
+        publish(url, "crm-restart", messages[:2])
+        wait_until(lambda: client.exists(f"{key_prefix}:lead:B0", f"{key_prefix}:lead:B1") == 2, timeout=30,
+                   what="the first two leads")
+        server.stop()
+        time.sleep(3)  # an outage of a few seconds: the consumer must neither exit nor spin
+        server = start_embedded(data_dir=data_dir, port=port)
+        client = redis.Redis.from_url(url, decode_responses=True)
+        publish(url, "crm-restart", messages[2:])
+        wait_until(lambda: client.exists(*(f"{key_prefix}:lead:B{n}" for n in range(4))) == 4, timeout=60,
+                   what="all four leads after the restart")
+        assert consumer.alive(), consumer.log()[-3000:]
+        log = consumer.log()
+        assert "Connection to broker lost" in log  # the outage was seen, and waited out:
+        assert 1 <= log.count("Broker connection error, trying again") <= 10, log[-3000:]
+    finally:
+        server.stop()
