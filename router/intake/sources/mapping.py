@@ -98,16 +98,20 @@ class _PathView(Mapping[str, str]):
         return 0
 
 
-def _flatten(data: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+#: Objects nested deeper than this are not flattened into fields (a hostile payload cannot exhaust the stack).
+_MAX_DEPTH = 8
+
+
+def _flatten(data: Any, prefix: str = "", depth: int = 0) -> Iterator[tuple[str, str]]:
     """Scalars of nested objects as `a.b` keys; HubSpot's `{value: ...}` property shape counts as its value."""
-    if not isinstance(data, Mapping):
+    if not isinstance(data, Mapping) or depth > _MAX_DEPTH:
         return
     for key, value in data.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping) and "value" in value and not isinstance(value["value"], dict | list):
             value = value["value"]
         if isinstance(value, Mapping):
-            yield from _flatten(value, f"{name}.")
+            yield from _flatten(value, f"{name}.", depth + 1)
             continue
         text = _text(value)
         if text is not None:

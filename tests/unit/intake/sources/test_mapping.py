@@ -118,3 +118,11 @@ def test_fields_all_keeps_at_most_32_non_empty_scalars() -> None:
 def test_a_zoho_style_key_with_spaces_is_a_path() -> None:
     (lead,) = mapping(id="Lead Id").map({"Lead Id": "77", "phone": "998314242"}).leads
     assert lead.id == "src:77"
+
+
+def test_deeply_nested_payloads_are_mapped_without_exhausting_the_stack() -> None:
+    nested: dict[str, object] = {"leaf": "x"}
+    for _ in range(900):
+        nested = {"n": nested}
+    (lead,) = mapping().map({"id": "1", "phone": "998314242", "deep": nested}).leads
+    assert lead.fields == {}
