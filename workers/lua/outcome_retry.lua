@@ -1,7 +1,7 @@
 -- Count a failed try of the lead's oldest outcome message and make the lead due again after the backoff.
 -- KEYS[1] outcomes due (zset), KEYS[2] the lead's record (hash).
 -- ARGV[1] lead id, ARGV[2] when due (ms), ARGV[3] tries so far, ARGV[4] the last error.
--- The record is written only while it exists (retention may have removed it meanwhile).
+-- The record is written only while it exists (retention may have removed it meanwhile). Returns 1.
 if redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('HSET', KEYS[2], 'outcome_status', 'retrying', 'outcome_attempts', ARGV[3], 'outcome_last_error', ARGV[4])
 end

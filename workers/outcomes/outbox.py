@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from importlib import resources
 from typing import Any
 
 import redis
@@ -18,6 +17,7 @@ from pydantic import BaseModel
 
 from config.routing import RoutingConfig
 from workers.clock import iso, now_ms
+from workers.lua import load_script
 from workers.outcomes.messages import OutcomeKind, envelope, outcome_body
 from workers.store.keys import Keys
 from workers.store.records import MAX_EVENTS, LeadStore
@@ -29,10 +29,6 @@ log = structlog.get_logger(__name__)
 #: How long a queued message's id is remembered (a callback retried later than this would queue it again).
 MARKER_TTL_SECONDS = 30 * 24 * 3600
 MAX_DEAD = 10_000
-
-
-def _lua(name: str) -> str:
-    return resources.files("workers").joinpath("lua", name).read_text(encoding="utf-8")
 
 
 class DeadOutcome(BaseModel):
@@ -58,10 +54,10 @@ class Outbox:
         self._store = store
         self._routing = routing
         self._lease_ms = int(lease_seconds * 1000)
-        self._add = client.register_script(_lua("outcome_add.lua"))
-        self._claim = client.register_script(_lua("outcome_claim_due.lua"))
-        self._settle = client.register_script(_lua("outcome_settle.lua"))
-        self._retry = client.register_script(_lua("outcome_retry.lua"))
+        self._add = load_script(client, "outcome_add")
+        self._claim = load_script(client, "outcome_claim_due")
+        self._settle = load_script(client, "outcome_settle")
+        self._retry = load_script(client, "outcome_retry")
 
     def notify(self, lead_id: str, *, kind: OutcomeKind, call: Mapping[str, Any] | None = None) -> bool:
         """Queue the lead's outcome for its source's CRM, if that source has an `outcome_url`; once per event."""

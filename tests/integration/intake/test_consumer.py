@@ -100,7 +100,7 @@ def consumer_for(url: str, queue: str, store: LeadStore, client: redis.Redis, qu
 
 
 def rejected(client: redis.Redis, key_prefix: str) -> list[dict[str, Any]]:
-    return [json.loads(item) for item in client.lrange(f"{key_prefix}:consume:rejected", 0, -1)]
+    return [json.loads(item) for item in client.lrange(Keys(key_prefix).consume_rejected, 0, -1)]
 
 
 def messages_left(url: str, queue: str) -> int:
