@@ -228,14 +228,14 @@ def test_the_consumer_rides_out_a_broker_and_redis_restart(
         messages = [(json.dumps({"id": f"B{n}", "number": "998314242"}).encode(), "application/json", "utf-8")
                     for n in range(4)]
         publish(url, "crm-restart", messages[:2])
-        wait_until(lambda: client.exists(f"{key_prefix}:lead:B0", f"{key_prefix}:lead:B1") == 2, timeout=30,
+        wait_until(lambda: client.exists(Keys(key_prefix).lead("B0"), Keys(key_prefix).lead("B1")) == 2, timeout=30,
                    what="the first two leads")
         server.stop()
         time.sleep(3)  # an outage of a few seconds: the consumer must neither exit nor spin
         server = start_embedded(data_dir=data_dir, port=port)
         client = redis.Redis.from_url(url, decode_responses=True)
         publish(url, "crm-restart", messages[2:])
-        wait_until(lambda: client.exists(*(f"{key_prefix}:lead:B{n}" for n in range(4))) == 4, timeout=60,
+        wait_until(lambda: client.exists(*(Keys(key_prefix).lead(f"B{n}") for n in range(4))) == 4, timeout=60,
                    what="all four leads after the restart")
         assert consumer.alive(), consumer.log()[-3000:]
         log = consumer.log()
