@@ -167,14 +167,7 @@ class Deliverer:
                 return self._wait(run, WaitReason.RYNG_UNAUTHORIZED, self._pause.probe_seconds,
                                   fields=pick_fields, events=(pick_event,) if pick_event else ())
             probing = True
-        begun = self._ledger.begin(lead_id, pick_fields=pick_fields, pick_event=pick_event, pick_counter=pick_counter)
-        if begun.outcome == "wait" and begun.wait_seconds <= SHORT_WAIT_SECONDS:
-            self._sleep(begun.wait_seconds)
-            begun = self._ledger.begin(lead_id)
-        if begun.outcome == "gone":
-            return Step.already(Status(begun.status)) if begun.status else Step.UNKNOWN
-        if begun.outcome == "wait":
-            return self._wait(run, WaitReason.RATE_LIMIT, begun.wait_seconds, counters=("rate_limited",))
+        # Built before the attempt is counted: a lead whose payload cannot become a request never counts one.
         request = CampaignRequest(
             lead_id=lead_id,
             name=self._policy.campaign_name_template.format(lead_id=lead_id, agent=agent, pool=pool),
@@ -187,6 +180,14 @@ class Deliverer:
             connect_callback_url=self._policy.connect_callback_url,
             terminal_callback_url=self._policy.terminal_callback_url,
         )
+        begun = self._ledger.begin(lead_id, pick_fields=pick_fields, pick_event=pick_event, pick_counter=pick_counter)
+        if begun.outcome == "wait" and begun.wait_seconds <= SHORT_WAIT_SECONDS:
+            self._sleep(begun.wait_seconds)
+            begun = self._ledger.begin(lead_id)
+        if begun.outcome == "gone":
+            return Step.already(Status(begun.status)) if begun.status else Step.UNKNOWN
+        if begun.outcome == "wait":
+            return self._wait(run, WaitReason.RATE_LIMIT, begun.wait_seconds, counters=("rate_limited",))
         result = self._ryng.create_campaign(request)
         log.info(
             "ryng_attempt", lead_id=lead_id, attempt=begun.attempt, outcome=str(result.outcome),
