@@ -33,6 +33,7 @@ from celery import Celery
 from config.settings import Settings
 from tests.harness import Proc, Stack, wait_until
 from workers.services import Services
+from workers.store.keys import Keys
 
 BACKLOG = 2000
 RATE_PER_SECOND = 50
@@ -183,8 +184,9 @@ def bench(*, redis_url: str, tmp: Path) -> Figures:
 def cleanup(redis_url: str, prefix: str) -> None:
     client = redis.Redis.from_url(redis_url)
     try:
-        for key in client.scan_iter(f"{prefix}*"):
-            client.delete(key)
+        for pattern in (Keys(prefix).match(), f"{prefix}*"):  # the router's keys, then the queues
+            for key in client.scan_iter(pattern):
+                client.delete(key)
     finally:
         client.close()
 

@@ -71,7 +71,7 @@ class Deliveries(RuleBasedStateMachine):
             self.rig.accept(lead_id)
 
     def teardown(self) -> None:
-        for key in self.client.scan_iter(f"{self.keys.prefix}*"):
+        for key in self.client.scan_iter(self.keys.match()):
             self.client.delete(key)
 
     def _run(self, lead_id: str, ryng: Any, *, stray: bool, creates: bool) -> None:
@@ -137,7 +137,7 @@ class Deliveries(RuleBasedStateMachine):
             if reservation.get("counted") == "1":
                 held[reservation["agent"]] += 1
         for agent in ("alice", "bob"):
-            counted = int(self.client.hget(f"{self.keys.agent_prefix()}:agent:{agent}", "open") or 0)
+            counted = int(self.client.hget(self.keys.agent(agent), "open") or 0)
             assert counted == held[agent], (agent, counted, dict(held))
 
 
