@@ -20,7 +20,8 @@ from redis import Redis
 from config.routing import RoutingConfig
 from config.routing_watch import RoutingWatch
 from config.settings import Settings, get_settings
-from workers.delivery.deliverer import Deliverer
+from workers.delivery.deliverer import LOCKED_RETRY_SECONDS, Deliverer
+from workers.delivery.ledger import DeliveryLedger
 from workers.delivery.policy import DeliveryPolicy
 from workers.outcomes.outbox import Outbox
 from workers.outcomes.sender import OutcomeSender
@@ -214,16 +215,19 @@ class Services:
         return DeliveryPolicy.from_settings(self.settings)
 
     @cached_property
+    def ledger(self) -> DeliveryLedger:
+        return DeliveryLedger(
+            self.redis, keys=self.keys, limiter=self.limiter, lease_seconds=self.settings.router_lease_seconds,
+            lock_seconds=self.settings.delivery_lock_seconds,
+            reservation_timeout_seconds=self.settings.router_reservation_timeout_seconds,
+            locked_retry_seconds=LOCKED_RETRY_SECONDS,
+        )
+
+    @cached_property
     def deliverer(self) -> Deliverer:
-        limiter = self.limiter
-
-        def acquire() -> tuple[bool, float]:
-            slot = limiter.acquire()
-            return slot.granted, slot.wait_seconds
-
         return Deliverer(
-            store=self.store, parking=self.parking, limiter_acquire=acquire, pause=self.pause,
-            assigner=self.assigner, ryng=self.ryng, policy=self.policy, counters=self.counters, sleep=self.sleep,
+            store=self.store, ledger=self.ledger, pause=self.pause, assigner=self.assigner, ryng=self.ryng,
+            policy=self.policy, counters=self.counters, sleep=self.sleep,
             on_dead=lambda lead_id: self.outbox.notify(lead_id, kind="lead.dead"),
         )
 

@@ -24,16 +24,19 @@ app = typer.Typer(
 )
 
 
-def _startup(settings: Settings) -> None:
+def _startup(settings: Settings, *, webhooks: bool = True) -> None:
+    """Configure logging and refuse bad settings; `webhooks=False` skips the webhook secrets (and the web stack
+    their check imports), for processes that never take a webhook."""
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     if not settings.uses_sandbox and settings.ryng_url is None:
         typer.echo("lead-router: RYNG_ACCESS_TOKEN is set: set RYNG_SUBDOMAIN or RYNG_BASE_URL too", err=True)
         raise typer.Exit(2)
     try:
-        from router.api.app import build_verifier
-
         load_routing(path=settings.router_routing_file, agents=settings.agents)
-        build_verifier(settings)
+        if webhooks:
+            from router.api.app import build_verifier
+
+            build_verifier(settings)
     except (RoutingConfigError, ValueError) as exc:  # a routing-file or webhook-secret mistake: one clear error
         typer.echo(f"lead-router: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -70,7 +73,7 @@ def worker(
 ) -> None:
     """Run a Celery worker: picks agents, paces and posts leads to Ryng."""
     settings = settings_or_exit()
-    _startup(settings)
+    _startup(settings, webhooks=False)
     from workers.celery_app import app as celery_app
 
     argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={settings.log_level}",

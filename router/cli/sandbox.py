@@ -7,8 +7,6 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from router.sandbox import SandboxOptions, parse_agents, serve
-
 
 def sandbox(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -31,6 +29,8 @@ def sandbox(
     seed: Annotated[int | None, typer.Option(help="Seed for random failures and call outcomes.")] = None,
 ) -> None:
     """Run the Ryng sandbox: Ryng's Create Campaign API, in memory, with faults and simulated callbacks."""
+    from router.sandbox import SandboxOptions, parse_agents, serve  # the web stack, only when the sandbox runs
+
     try:
         options = SandboxOptions(
             token=token,

@@ -8,7 +8,7 @@ import redis
 from config.routing import RoutingConfig
 from config.settings import Settings
 from workers.services import Services
-from workers.store.parking import Parking
+from workers.store.limiter import RateLimiter
 
 
 def _routing(*agents: str) -> RoutingConfig:
@@ -38,10 +38,10 @@ def test_a_replaced_collaborator_is_the_one_later_ones_take(redis_client: redis.
     services = Services.from_settings(
         _settings(key_prefix), client=redis_client, routing=_routing("ann"), ryng_transport=httpx.MockTransport(ryng),
     )
-    parking = Parking(redis_client, keys=services.keys, lease_seconds=5)
-    services.parking = parking  # as the unit tests' rig does with its fakes
+    limiter = RateLimiter(redis_client, keys=services.keys, limit=3)
+    services.limiter = limiter  # as the unit tests' rig does with its fakes
     deliverer = services.deliverer
-    assert deliverer._parking is parking and deliverer._assigner is services.assigner
+    assert deliverer._ledger._limiter is limiter and deliverer._assigner is services.assigner
     assert deliverer._ryng is services.ryng and deliverer._store is services.store
     assert [agent.name for agent in services.assigner.routing.agents] == ["ann"]
 

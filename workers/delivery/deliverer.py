@@ -11,20 +11,21 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import redis
 import structlog
 
 from workers.clock import iso, now_ms
+from workers.delivery.ledger import DeliveryLedger, Settlement, history_entry
 from workers.delivery.policy import DeliveryPolicy
 from workers.routing.assigner import Assigner, LeadFacts, Pick
 from workers.routing.rules import UnknownPoolError
 from workers.ryng.client import CampaignRequest, Outcome, RyngClient, RyngResult
 from workers.store.counters import Counters
 from workers.store.lead_record import LeadRecord, WaitReason
-from workers.store.parking import Parking
 from workers.store.pause import DeliveryPause
 from workers.store.records import LeadStore, Status
 
@@ -70,14 +71,17 @@ LOCKED_RETRY_SECONDS = 2.0
 
 
 class Deliverer:
-    """Runs one delivery step for a lead; `run` is idempotent and safe to call from any worker at any time."""
+    """Runs one delivery step for a lead; `run` is idempotent and safe to call from any worker at any time.
+
+    The happy path is four Redis round trips, each one atomic call: claim, pick, begin the send, settle (see
+    `workers.delivery.ledger`).
+    """
 
     def __init__(
         self,
         *,
         store: LeadStore,
-        parking: Parking,
-        limiter_acquire: Callable[[], tuple[bool, float]],
+        ledger: DeliveryLedger,
         pause: DeliveryPause,
         assigner: Assigner,
         ryng: RyngClient,
@@ -87,8 +91,7 @@ class Deliverer:
         on_dead: Callable[[str], object] | None = None,
     ) -> None:
         self._store = store
-        self._parking = parking
-        self._acquire = limiter_acquire
+        self._ledger = ledger
         self._pause = pause
         self._assigner = assigner
         self._ryng = ryng
@@ -99,85 +102,100 @@ class Deliverer:
 
     def run(self, lead_id: str) -> Step:
         """Deliver the lead if it is still open; returns a short label of what happened."""
-        token = uuid.uuid4().hex
-        if not self._store.lock(lead_id, token=token):
-            # Another worker has it now; look again shortly rather than drop this message for a whole lease.
-            self._parking.park(lead_id, delay_seconds=LOCKED_RETRY_SECONDS)
-            return Step.LOCKED
+        run = _Run(lead_id=lead_id, token=uuid.uuid4().hex)
+        claim = self._ledger.claim(lead_id, token=run.token)
+        if claim.verdict == "locked":
+            return Step.LOCKED  # parked to come back shortly, rather than dropped for a whole lease
+        if claim.verdict == "unknown":
+            return Step.UNKNOWN
+        if claim.verdict == "final":
+            return Step.already(Status(claim.status))
+        if claim.verdict == "not-due":
+            return Step.NOT_DUE
+        assert claim.record is not None
         try:
-            record = self._store.get(lead_id)
-            if record is None:
-                self._parking.finish(lead_id)
-                return Step.UNKNOWN
-            if record.is_final:
-                self._parking.finish(lead_id)
-                return Step.already(record.status)
-            if self._parking.due_in(lead_id) > 0:
-                return Step.NOT_DUE
-            if record.last_outcome == Outcome.ACCEPTED:
-                # Ryng accepted it and we recorded that, but a crash came before the status: never post again.
-                return self._decide(lead_id, record.attempts or 1, None, probing=False)
-            if record.in_task:
-                _, buried = self._crash(lead_id, detail=" while being delivered")
-                if buried:
-                    return buried
-            self._store.update(lead_id, in_task="1")
-            try:
-                label = self._step(lead_id, record)
-            except redis.RedisError:
-                raise  # Redis itself is away: not the lead's fault; its lease brings it back, uncounted
-            except Exception as exc:  # a lead-specific crash: counted, parked with backoff, never hot-looped
-                name = type(exc).__name__
-                self._store.update(lead_id, in_task="0", last_error=f"{name}: {exc}"[:500])
-                log.exception("delivery_crashed", lead_id=lead_id)
-                crashes, buried = self._crash(lead_id, detail=f": {name}", error=name)
-                if buried:
-                    return buried
-                self._parking.park(lead_id, delay_seconds=self._policy.backoff(crashes))
-                return Step.CRASHED
-            self._store.update(lead_id, in_task="0")
-            return label
+            if claim.crashes >= self._policy.max_crashes:  # the runs before this one never settled
+                return self._bury(run, reason=f"crashed {claim.crashes} times while being delivered")
+            return self._step(run, claim.record, paused=claim.paused)
+        except redis.RedisError:
+            raise  # Redis itself is away: not the lead's fault; its lease brings it back, uncounted
+        except Exception as exc:  # a lead-specific crash: counted, parked with backoff, never hot-looped
+            return self._crashed(run, exc)
         finally:
-            self._store.unlock(lead_id, token=token)
+            if not run.settled:
+                self._store.unlock(lead_id, token=run.token)
 
-    def _crash(self, lead_id: str, *, detail: str, error: str | None = None) -> tuple[int, Step | None]:
-        """Count one crash of this lead's delivery: (crashes so far, the burial's label once past the limit)."""
-        crashes = self._store.incr(lead_id, "crashes")
-        self._store.event(lead_id, "crash", crashes=crashes, **({"error": error} if error else {}))
+    def _crashed(self, run: _Run, exc: Exception) -> Step:
+        name = type(exc).__name__
+        log.exception("delivery_crashed", lead_id=run.lead_id)
+        self._store.update(run.lead_id, in_task="0", last_error=f"{name}: {exc}"[:500])
+        crashes = self._store.incr(run.lead_id, "crashes")
+        self._store.event(run.lead_id, "crash", crashes=crashes, error=name)
         if crashes >= self._policy.max_crashes:
-            return crashes, self._bury(lead_id, reason=f"crashed {crashes} times{detail}")
-        return crashes, None
+            return self._bury(run, reason=f"crashed {crashes} times: {name}")
+        self._settle(run, Settlement(park_seconds=self._policy.backoff(crashes)))
+        return Step.CRASHED
 
     # --- the steps ----------------------------------------------------------------------------------
-    def _step(self, lead_id: str, record: LeadRecord) -> Step:
-        self._parking.renew(lead_id)
+    def _step(self, run: _Run, record: LeadRecord, *, paused: bool) -> Step:
+        lead_id = run.lead_id
+        pick_fields: dict[str, str] = {}
+        pick_event, pick_counter = "", ""
+        agent, agent_id, pool = record.agent, record.agent_id, record.pool
         if not record.agent and record.agent_mapping != "all-agents":
             try:
                 pick = self._pick(lead_id, record)
             except UnknownPoolError as exc:  # the routing file changed under a queued lead
-                return self._bury(lead_id, reason=f"cannot route: {exc}")
+                return self._bury(run, reason=f"cannot route: {exc}")
+            pick_event = _pick_entry(pick)
             if pick.outcome == "wait":
-                if not record.waiting_since_ms:
-                    self._store.update(lead_id, waiting_since_ms=now_ms())
                 delay = min(max(pick.retry_after_seconds or 5.0, 0.5), 60.0)
-                return self._wait(lead_id, reason=WaitReason.NO_AGENT_ELIGIBLE, delay=delay)
+                since = {} if record.waiting_since_ms else {"waiting_since_ms": str(now_ms())}
+                return self._wait(run, WaitReason.NO_AGENT_ELIGIBLE, delay, fields=since, events=(pick_event,))
             if pick.outcome == "unroutable":
-                return self._bury(lead_id, reason=pick.reason)
-            record = self._store.get(lead_id) or record
+                self._settle(run, Settlement(events=(pick_event,), unlock=False))
+                return self._bury(run, reason=pick.reason)
+            agent, agent_id, pool = pick.agent or "", str(pick.agent_id or ""), pick.pool
+            pick_fields = {
+                "status": Status.ASSIGNED, "agent": agent, "agent_id": agent_id, "pool": pick.pool,
+                "rule": pick.rule or "", "strategy": pick.strategy, "reason": pick.reason,
+                "agent_mapping": "global" if pick.outcome == "assigned" else "all-agents", "assigned_at": iso(),
+            }
+            pick_counter = "assigned" if pick.outcome == "assigned" else ""
         # Paused (Ryng said 403): only a lead ready to post may spend the interval's one probe.
         probing = False
-        if self._pause.state() is not None:
+        if paused:
             if not self._pause.take_probe():
-                return self._wait(lead_id, reason=WaitReason.RYNG_UNAUTHORIZED, delay=self._pause.probe_seconds)
+                return self._wait(run, WaitReason.RYNG_UNAUTHORIZED, self._pause.probe_seconds,
+                                  fields=pick_fields, events=(pick_event,) if pick_event else ())
             probing = True
-        granted, wait = self._acquire()
-        if not granted and wait <= SHORT_WAIT_SECONDS:
-            self._sleep(wait)
-            granted, wait = self._acquire()
-        if not granted:
-            self._counters.incr("rate_limited")
-            return self._wait(lead_id, reason=WaitReason.RATE_LIMIT, delay=wait)
-        return self._post(lead_id, record, probing=probing)
+        # Built before the attempt is counted: a lead whose payload cannot become a request never counts one.
+        request = CampaignRequest(
+            lead_id=lead_id,
+            name=self._policy.campaign_name_template.format(lead_id=lead_id, agent=agent, pool=pool),
+            number=str(record.payload["number"]),
+            agent=agent,
+            agent_id=int(agent_id) if agent_id.isdigit() else None,
+            fields=_ryng_fields(record.payload),
+            field_slots=dict(self._policy.field_slots),
+            lead_id_slot=self._policy.lead_id_slot,
+            connect_callback_url=self._policy.connect_callback_url,
+            terminal_callback_url=self._policy.terminal_callback_url,
+        )
+        begun = self._ledger.begin(lead_id, pick_fields=pick_fields, pick_event=pick_event, pick_counter=pick_counter)
+        if begun.outcome == "wait" and begun.wait_seconds <= SHORT_WAIT_SECONDS:
+            self._sleep(begun.wait_seconds)
+            begun = self._ledger.begin(lead_id)
+        if begun.outcome == "gone":
+            return Step.already(Status(begun.status)) if begun.status else Step.UNKNOWN
+        if begun.outcome == "wait":
+            return self._wait(run, WaitReason.RATE_LIMIT, begun.wait_seconds, counters=("rate_limited",))
+        result = self._ryng.create_campaign(request)
+        log.info(
+            "ryng_attempt", lead_id=lead_id, attempt=begun.attempt, outcome=str(result.outcome),
+            status_code=result.status_code, elapsed_ms=result.elapsed_ms,
+        )
+        return self._decide(run, begun.attempt, result, probing=probing)
 
     def _pick(self, lead_id: str, record: LeadRecord) -> Pick:
         facts = LeadFacts(
@@ -188,116 +206,73 @@ class Deliverer:
             pool=record.payload.get("pool"),
             agent=record.payload.get("agent"),
         )
-        waited = _seconds_since(record.waiting_since_ms)
-        pick = self._assigner.pick(facts, waited_seconds=waited)
-        audit: dict[str, Any] = {
-            "pool": pick.pool,
-            "rule": pick.rule or "",
-            "strategy": pick.strategy,
-            "reason": pick.reason,
-            "skipped": [{"agent": s.agent, "reason": s.reason} for s in pick.skipped],
-        }
-        self._store.event(lead_id, "pick", outcome=pick.outcome, agent=pick.agent, **audit)
-        if pick.outcome == "assigned" and pick.agent:
-            self._store.transition(
-                lead_id, Status.ASSIGNED, agent=pick.agent, agent_id=pick.agent_id or "",
-                pool=pick.pool, rule=pick.rule or "", strategy=pick.strategy, reason=pick.reason,
-                agent_mapping="global", assigned_at=iso(),
-            )
-            self._counters.incr("assigned")
-        elif pick.outcome == "ryng":
-            self._store.transition(
-                lead_id, Status.ASSIGNED, agent="", pool=pick.pool, rule=pick.rule or "",
-                strategy=pick.strategy, reason=pick.reason, agent_mapping="all-agents", assigned_at=iso(),
-            )
-        return pick
+        return self._assigner.pick(facts, waited_seconds=_seconds_since(record.waiting_since_ms))
 
-    def _post(self, lead_id: str, record: LeadRecord, *, probing: bool) -> Step:
-        payload = record.payload
-        attempt = self._store.incr(lead_id, "attempts")
-        last = record.last_outcome
-        if attempt > 1 and last in ("", "sending", Outcome.AMBIGUOUS):
-            # The previous send may have reached Ryng (timeout after sending, or a crash before recording).
-            self._store.update(lead_id, possible_duplicate="1")
-            self._store.event(lead_id, "possible_duplicate", previous=last or "unrecorded")
-            self._counters.incr("possible_duplicates")
-        self._store.update(lead_id, last_outcome="sending")
-        agent = record.agent
-        request = CampaignRequest(
-            lead_id=lead_id,
-            name=self._policy.campaign_name_template.format(lead_id=lead_id, agent=agent, pool=record.pool),
-            number=str(payload["number"]),
-            agent=agent,
-            agent_id=int(record.agent_id) if record.agent_id.isdigit() else None,
-            fields=_ryng_fields(payload),
-            field_slots=dict(self._policy.field_slots),
-            lead_id_slot=self._policy.lead_id_slot,
-            connect_callback_url=self._policy.connect_callback_url,
-            terminal_callback_url=self._policy.terminal_callback_url,
-        )
-        result = self._ryng.create_campaign(request)
-        self._record_attempt(lead_id, attempt, result)
-        return self._decide(lead_id, attempt, result, probing=probing)
-
-    def _record_attempt(self, lead_id: str, attempt: int, result: RyngResult) -> None:
-        self._store.update(
-            lead_id, last_outcome=result.outcome, last_status_code=result.status_code or "",
-            last_message=result.message[:300],
-        )
-        self._store.event(
-            lead_id, "attempt", attempt=attempt, outcome=result.outcome, status_code=result.status_code,
+    def _decide(self, run: _Run, attempt: int, result: RyngResult, *, probing: bool) -> Step:
+        """Settle the run after Ryng's answer: posted, retrying, waiting (403) or dead."""
+        lead_id = run.lead_id
+        answer = {"last_outcome": str(result.outcome), "last_status_code": str(result.status_code or ""),
+                  "last_message": result.message[:300]}
+        attempt_entry = history_entry(
+            "attempt", attempt=attempt, outcome=result.outcome, status_code=result.status_code,
             message=result.message[:300], body=result.body[:500], elapsed_ms=result.elapsed_ms,
             dropped_fields=list(result.dropped_fields),
         )
-        self._counters.incr(f"ryng_{result.outcome}")
-        log.info(
-            "ryng_attempt", lead_id=lead_id, attempt=attempt, outcome=str(result.outcome),
-            status_code=result.status_code, elapsed_ms=result.elapsed_ms,
-        )
-
-    def _decide(self, lead_id: str, attempt: int, result: RyngResult | None, *, probing: bool) -> Step:
-        """What to do after an attempt; `result` None means an acceptance already on the record."""
-        if probing and result is not None and result.outcome != Outcome.UNAUTHORIZED and self._pause.resume():
+        counted = f"ryng_{result.outcome}"
+        if probing and result.outcome != Outcome.UNAUTHORIZED and self._pause.resume():
             # Any answer but 401/403 shows the token is accepted again: everyone may post.
             self._store.event(lead_id, "delivery_resumed", by="probe")
             log.warning("delivery_resumed", by="probe")
-        if result is None or result.outcome == Outcome.ACCEPTED:
-            self._store.transition(lead_id, Status.POSTED, posted_at=iso(), wait_reason="")
-            self._assigner.extend(lead_id=lead_id)  # the reservation timeout runs from the post, not the pick
-            self._parking.finish(lead_id)
-            self._counters.incr("posted")
+        if result.outcome == Outcome.ACCEPTED:
+            # The reservation timeout runs from the post, not the pick.
+            self._settle(run, Settlement(
+                status=Status.POSTED, fields=answer | {"posted_at": iso(), "wait_reason": ""}, finish=True,
+                events=(attempt_entry,), counters=(counted, "posted"),
+            ))
             return Step.POSTED
         if result.outcome == Outcome.UNAUTHORIZED:
             # Not the lead's fault: keep it, do not count the attempt against it, stop everyone posting.
-            self._store.incr(lead_id, "attempts", -1)
             self._pause.pause(reason=f"Ryng answered {result.status_code}: {result.message[:120]}")
             log.error("delivery_paused", reason="ryng_unauthorized", status_code=result.status_code)
-            return self._wait(lead_id, reason=WaitReason.RYNG_UNAUTHORIZED, delay=self._pause.probe_seconds)
-        if result.outcome == Outcome.REJECTED:
-            return self._bury(lead_id, reason=f"Ryng rejected the lead ({result.status_code}): {result.message}")
-        if attempt >= self._policy.max_attempts:
-            return self._bury(lead_id, reason=f"gave up after {attempt} attempts: {result.message}")
+            return self._wait(run, WaitReason.RYNG_UNAUTHORIZED, self._pause.probe_seconds, fields=answer,
+                              events=(attempt_entry,), counters=(counted,), attempts_delta=-1)
+        if result.outcome == Outcome.REJECTED or attempt >= self._policy.max_attempts:
+            self._settle(run, Settlement(fields=answer, events=(attempt_entry,), counters=(counted,), unlock=False))
+            if result.outcome == Outcome.REJECTED:
+                reason = f"Ryng rejected the lead ({result.status_code}): {result.message}"
+            else:
+                reason = f"gave up after {attempt} attempts: {result.message}"
+            return self._bury(run, reason=reason)
         delay = self._policy.backoff(attempt)
         if result.retry_after:
             # Honour Ryng's Retry-After, with jitter on top so the waiting leads do not return in one burst.
             floor = min(result.retry_after, self._policy.backoff_max_seconds)
             delay = max(delay, floor + random.uniform(0, self._policy.backoff_base_seconds))
-        self._store.transition(lead_id, Status.RETRYING, wait_reason="", retry_in_seconds=round(delay, 2))
-        self._assigner.extend(lead_id=lead_id)
-        self._pause.unhold(lead_id)
-        self._store.event(lead_id, "retry_scheduled", attempt=attempt, delay_seconds=round(delay, 3))
-        self._parking.park(lead_id, delay_seconds=delay)
+        self._settle(run, Settlement(
+            status=Status.RETRYING, fields=answer | {"wait_reason": "", "retry_in_seconds": str(round(delay, 2))},
+            park_seconds=delay, held="unhold", counters=(counted,),
+            events=(attempt_entry, history_entry("retry_scheduled", attempt=attempt, delay_seconds=round(delay, 3))),
+        ))
         return Step.RETRYING
 
-    def _wait(self, lead_id: str, *, reason: WaitReason, delay: float) -> Step:
-        self._store.transition(lead_id, Status.WAITING, wait_reason=reason)
-        self._parking.park(lead_id, delay_seconds=delay)
-        if reason == WaitReason.RYNG_UNAUTHORIZED:
-            self._pause.hold(lead_id)
-        self._assigner.extend(lead_id=lead_id)  # still on its way to its agent: keep the capacity held
+    def _wait(
+        self, run: _Run, reason: WaitReason, delay: float, *, fields: Mapping[str, str] | None = None,
+        events: tuple[str, ...] = (), counters: tuple[str, ...] = (), attempts_delta: int = 0,
+    ) -> Step:
+        """Park the lead for `delay` (its agent's capacity stays held: it is still on its way)."""
+        held: Literal["hold", ""] = "hold" if reason == WaitReason.RYNG_UNAUTHORIZED else ""
+        self._settle(run, Settlement(
+            status=Status.WAITING, fields={**(fields or {}), "wait_reason": reason},
+            park_seconds=delay, held=held, events=events, counters=counters, attempts_delta=attempts_delta,
+        ))
         return Step.waiting(reason)
 
-    def _bury(self, lead_id: str, *, reason: str) -> Step:
+    def _settle(self, run: _Run, settlement: Settlement) -> None:
+        self._ledger.settle(run.lead_id, token=run.token, settlement=settlement)
+        run.settled = settlement.unlock
+
+    def _bury(self, run: _Run, *, reason: str) -> Step:
+        lead_id = run.lead_id
         if self._store.bury(lead_id, dead_reason=reason[:500], dead_at=iso(), in_task="0", wait_reason="") is None:
             return Step.NOT_BURIED
         self._store.event(lead_id, "dead", reason=reason[:500])
@@ -307,6 +282,23 @@ class Deliverer:
         if self._on_dead is not None:
             self._on_dead(lead_id)
         return Step.DEAD
+
+
+@dataclass(slots=True)
+class _Run:
+    """One delivery run: its lead, its lock token, and whether settling it has released the lock."""
+
+    lead_id: str
+    token: str
+    settled: bool = False
+
+
+def _pick_entry(pick: Pick) -> str:
+    return history_entry(
+        "pick", outcome=pick.outcome, agent=pick.agent, pool=pick.pool, rule=pick.rule or "",
+        strategy=pick.strategy, reason=pick.reason, skipped=[{"agent": s.agent, "reason": s.reason}
+                                                             for s in pick.skipped],
+    )
 
 
 def _ryng_fields(payload: Mapping[str, Any]) -> dict[str, str]:

@@ -4,7 +4,8 @@ Each file starts with a header saying what its KEYS and ARGV hold. Every key a s
 (the caller builds them with `workers.store.keys.Keys`), never built from ARGV, and every key of one router
 carries the same hash tag: so each script runs on Redis Cluster too.
 
-`pick.lua` is completed by one strategy file (`strategy_<name>.lua`), spliced in at its `--@STRATEGY@` marker.
+`pick.lua` is completed by one strategy file (`strategy_<name>.lua`), spliced in at its `--@STRATEGY@` marker;
+scripts that take a slot from the shared rate limiter get `rate_slot.lua` (a function) at their `--@RATE_SLOT@`.
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ from redis.commands.core import Script
 from config.routing_models import Strategy
 from workers.store.connections import RedisClient
 
-__all__ = ["SCRIPTS", "STRATEGIES", "ScriptName", "load_script", "script_source"]
+__all__ = ["FRAGMENTS", "SCRIPTS", "STRATEGIES", "ScriptName", "load_script", "script_source"]
 
 ScriptName = Literal[
     "agent_set",
     "callback_apply",
     "dead_purge",
     "dead_replay",
+    "delivery_begin",
+    "delivery_claim",
     "delivery_resume",
+    "delivery_settle",
     "lead_accept",
     "lead_bury",
     "lead_transition",
@@ -47,6 +51,10 @@ ScriptName = Literal[
 SCRIPTS: tuple[ScriptName, ...] = get_args(ScriptName)
 STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
 _MARKER = "--@STRATEGY@"
+#: Scripts that take a slot from the shared rate limiter splice in `rate_slot.lua` (a function) at this marker.
+_RATE_SLOT = "--@RATE_SLOT@"
+#: Files that are parts of scripts, not scripts.
+FRAGMENTS = ("rate_slot",)
 
 
 @cache
@@ -59,6 +67,8 @@ def script_source(name: ScriptName, *, strategy: Strategy | None = None) -> str:
     text = _read(f"{name}.lua")
     if (strategy is None) != (_MARKER not in text):
         raise ValueError(f"script {name!r} {'needs' if strategy is None else 'takes no'} strategy")
+    if _RATE_SLOT in text:
+        text = text.replace(_RATE_SLOT, _read("rate_slot.lua"))
     return text if strategy is None else text.replace(_MARKER, _read(f"strategy_{strategy}.lua"))
 
 

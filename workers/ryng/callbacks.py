@@ -19,8 +19,8 @@ LEAD_ID_FIELD_NAME = "LeadId"
 
 #: Ryng's two callback URLs: connect (agent or customer connected) and terminal (call ended, disposition).
 CallbackKind = Literal["connect", "terminal"]
-#: What applying a callback did.
-ApplyResult = Literal["applied", "duplicate", "unknown"]
+#: What applying a callback did; `unsent`: the lead was never sent to Ryng (kept as unmatched, not applied).
+ApplyResult = Literal["applied", "duplicate", "unsent", "unknown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +82,9 @@ class CallbackRecorder:
         self._keys = keys
         self._apply = load_script(client, "callback_apply")
 
-    def apply(self, callback: Callback, *, body_digest: str) -> ApplyResult:
-        """Apply the callback to the lead it names, once: `unknown` when there is no such lead."""
+    def apply(self, callback: Callback, *, body: bytes, body_digest: str) -> ApplyResult:
+        """Apply the callback to the lead it names, once (per lead, call and event). A callback for no such lead
+        (`unknown`) or for a lead never sent to Ryng (`unsent`) is kept with the unmatched ones instead."""
         assert callback.lead_id is not None
         data = callback.raw
         if callback.kind == "terminal":
@@ -99,28 +100,36 @@ class CallbackRecorder:
             fields = {"connected_at": iso(), "call_id": _text(data.get("callID")),
                       "called_agent": _text(data.get("agentUsername"))}
             fields[f"event_{callback.event.replace('-', '_')}_at"] = iso()
-        marker = self._keys.callback(f"{callback.kind}:{callback.call_id or body_digest}:{callback.event}")
+        marker = f"{callback.kind}:{callback.call_id or body_digest}:{callback.event}"
         event = json.dumps(
             {"at": iso(), "event": f"callback_{callback.kind}", "ryng_event": callback.event,
              "call_id": callback.call_id, "disposition": data.get("disposition"),
              "agent": data.get("agentUsername")},
             default=str, sort_keys=True,
         )
-        args: list[str] = [status, event, blocked, str(DEDUP_TTL_SECONDS), callback.lead_id]
+        args: list[str] = [status, event, blocked, str(DEDUP_TTL_SECONDS), callback.lead_id, marker,
+                           _unmatched_entry(body, kind=callback.kind, lead_id=callback.lead_id)]
         for name, value in (fields | {"updated_at": iso()}).items():
             args += [name, value]
-        keys = [self._keys.lead(callback.lead_id), self._keys.lead_events(callback.lead_id), marker,
-                self._keys.dead, self._keys.pending, self._keys.parked]
+        keys = [self._keys.lead(callback.lead_id), self._keys.lead_events(callback.lead_id),
+                self._keys.callbacks_applied(callback.lead_id), self._keys.dead, self._keys.pending,
+                self._keys.parked, self._keys.callbacks_unmatched]
         return cast(ApplyResult, str(self._apply(keys=keys, args=args)))
 
     def unmatched(self, body: bytes, *, kind: CallbackKind) -> None:
         """Keep a callback we could not match to a lead, for an operator to look at (bounded)."""
         key = self._keys.callbacks_unmatched
-        entry = json.dumps({"at": iso(), "kind": kind, "body": body[:4000].decode("utf-8", "replace")})
         pipe = self._redis.pipeline(transaction=True)
-        pipe.lpush(key, entry)
+        pipe.lpush(key, _unmatched_entry(body, kind=kind))
         pipe.ltrim(key, 0, 999)
         pipe.execute()
+
+
+def _unmatched_entry(body: bytes, *, kind: CallbackKind, lead_id: str | None = None) -> str:
+    entry = {"at": iso(), "kind": kind, "body": body[:4000].decode("utf-8", "replace")}
+    if lead_id is not None:
+        entry["lead_id"] = lead_id
+    return json.dumps(entry)
 
 
 def _text(value: Any) -> str:

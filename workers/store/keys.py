@@ -121,13 +121,14 @@ class Keys:
         """String with TTL: the right to send one probe while paused."""
         return f"{self.tag}:ryng:probe"
 
-    def callback(self, call_key: str) -> str:
-        """String with TTL: marks a callback already applied (dedup)."""
-        return f"{self.tag}:callback:{call_key}"
+    def callbacks_applied(self, lead_id: str) -> str:
+        """Hash with TTL: the callbacks applied to this lead (dedup), `kind:call id:event` -> 1."""
+        return f"{self.tag}:callback-seen:{lead_id}"
 
     @property
     def callbacks_unmatched(self) -> str:
-        """List: callbacks matched to no lead, kept for an operator (newest first, bounded)."""
+        """List: callbacks matched to no lead (or to a lead never sent to Ryng), kept for an operator (newest first,
+        bounded)."""
         return f"{self.tag}:callbacks:unmatched"
 
     # --- outcomes back to the CRM (workers/outcomes): one queue per lead, sent in order, oldest first ------

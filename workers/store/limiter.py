@@ -38,6 +38,10 @@ class RateLimiter:
     def limit(self) -> int:
         return self._limit
 
+    @property
+    def window_us(self) -> int:
+        return self._window_us
+
     def acquire(self) -> Slot:
         granted, wait_us, used = self._acquire(
             keys=[self._key], args=[self._limit, self._window_us, uuid.uuid4().hex]

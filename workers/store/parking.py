@@ -32,11 +32,6 @@ class Parking:
         pipe.execute()
         return due
 
-    def due_in(self, lead_id: str) -> float:
-        """Seconds until a parked lead is due (0 when due or not parked)."""
-        due = self._redis.zscore(self._keys.parked, lead_id)
-        return 0.0 if due is None else max(0.0, (float(due) - now_ms()) / 1000)
-
     def renew(self, lead_id: str) -> None:
         """A worker has the lead (or it was just enqueued): its lease starts now."""
         self._redis.zadd(self._keys.pending, {lead_id: now_ms() + self._lease_ms}, xx=True)

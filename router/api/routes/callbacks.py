@@ -42,7 +42,7 @@ async def _receive(
         log.warning("callback_unmatched", kind=kind, parsed=data is not None)
         return CallbackAnswer(ok=True, result="unmatched")
     digest = hashlib.sha256(body).hexdigest()[:32]
-    result = await run_in_threadpool(recorder.apply, callback, body_digest=digest)
+    result = await run_in_threadpool(recorder.apply, callback, body=body, body_digest=digest)
     if result in ("applied", "duplicate") and kind == "terminal":
         # Also on a duplicate: if the release after the first delivery failed, Ryng's retry must still free the
         # agent (releasing is idempotent).

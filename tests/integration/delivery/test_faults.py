@@ -120,11 +120,13 @@ def test_sigkill_worker_mid_burst_loses_nothing(make_stack: Callable[..., Stack]
     stack.start_worker(concurrency=2)
     stack.faults(timeout_next=4, timeout_seconds=3)
     ids = [f"K{i:02d}" for i in range(30)]
-    assert post_all(stack, ids) == [202] * len(ids)
-    # Four processes (two per worker) are now each waiting for a late answer to a recorded campaign.
-    wait_until(lambda: len(stack.campaigns()) >= 4, timeout=20, what="four recorded campaigns")
-    victim.kill()
-    killed_at = time.monotonic()
+    with ThreadPoolExecutor(1) as poster:  # posting goes on beside the kill, however slowly the API answers
+        answers = poster.submit(post_all, stack, ids)
+        # Four processes (two per worker) are now each waiting for a late answer to a recorded campaign.
+        wait_until(lambda: len(stack.campaigns()) >= 4, timeout=20, what="four recorded campaigns")
+        victim.kill()
+        killed_at = time.monotonic()
+        assert answers.result() == [202] * len(ids)
 
     counts = wait_delivered(stack, ids, timeout=120)
     assert time.monotonic() - killed_at < 120
@@ -162,17 +164,7 @@ def test_redelivery_of_an_accepted_lead_posts_nothing(make_stack: Callable[..., 
     assert record["attempts"] == 1 and record["possible_duplicate"] is False
     assert record["status"] in DELIVERED
 
-    # A worker died after recording Ryng's acceptance but before the status said posted: the lead comes
-    # back by its lease and is closed without a second request.
-    assert stack.post_lead(lead("RD2", 2)).status_code == 202
-    stack.wait_status("RD2", *DELIVERED, timeout=20)
-    with db(stack) as client:
-        client.hset(keys(stack).lead("RD2"), mapping={"status": "assigned", "in_task": "1"})
-    expire_lease(stack, "RD2")
-    stack.wait_status("RD2", *DELIVERED, timeout=15)
-    assert lease_of(stack, "RD2") is None
-    assert campaign_counts(stack) == Counter({"RD1": 1, "RD2": 1})
-    assert stack.lead("RD2")["attempts"] == 1 and stack.sandbox_stats()["total_requests"] == 2
+
 # --- 3. Waits longer than the visibility timeout -------------------------------------------------------
 def test_waits_longer_than_the_visibility_timeout_post_once(make_stack: Callable[..., Stack]) -> None:
     """Limiter (3/min) and agent waits of 10-60 s with a 5 s visibility timeout: each lead posted once."""

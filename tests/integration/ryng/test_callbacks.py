@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -12,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import Stack, free_port, wait_until
+from tests.harness import Stack, cli, free_port, wait_http, wait_until
 from workers.store.connections import connect
 from workers.store.embedded import start_embedded
 from workers.store.keys import Keys
@@ -86,10 +87,21 @@ def callbacks_in(stack: Stack, lead_id: str, kind: str) -> list[dict[str, object
     return [e for e in stack.lead(lead_id)["history"] if e["event"] == f"callback_{kind}"]
 
 
+def as_if_sent(stack: Stack, *lead_ids: str, status: str = "posted") -> None:
+    """Mark leads as a worker would once it sent them to Ryng (only such leads take callbacks)."""
+    client = connect(stack.redis_url)
+    keys = Keys(stack.settings["ROUTER_KEY_PREFIX"])
+    try:
+        for lead_id in lead_ids:
+            client.hset(keys.lead(lead_id), mapping={"status": status, "attempts": "1"})
+    finally:
+        client.close()
+
+
 @pytest.fixture
 def stack(make_stack: Callable[..., Stack]) -> Stack:
     stack = make_stack()
-    stack.start_api()  # no worker: the leads stay queued, the callbacks alone change them
+    stack.start_api()  # no worker: the leads stay where the test puts them, the callbacks alone change them
     return stack
 
 
@@ -97,6 +109,7 @@ def test_duplicate_and_concurrent_callbacks_have_one_effect(stack: Stack) -> Non
     ryng = Ryng(stack)
     for lead_id in ("CBT1", "CBC1"):
         assert stack.post_lead({"id": lead_id, "number": "998314242"}).status_code == 202
+    as_if_sent(stack, "CBT1", "CBC1")
 
     # Ryng retries a terminal callback (it saw no 200 in time): five deliveries, one effect.
     answers = [ryng.post("terminal", terminal_body("CBT1", "call-t1")) for _ in range(5)]
@@ -126,6 +139,7 @@ def test_a_callback_is_answered_only_after_its_record_is_written(stack: Stack) -
     client = connect(stack.redis_url)
     keys = Keys(stack.settings["ROUTER_KEY_PREFIX"])
     assert stack.post_lead({"id": "CBW1", "number": "998314242"}).status_code == 202
+    as_if_sent(stack, "CBW1")
     for i in range(20):
         answer = ryng.post("connect", connect_body("CBW1", f"call-w{i}"))
         assert answer.status_code == 200 and answer.json()["result"] == "applied"
@@ -154,6 +168,7 @@ def test_redis_down_gets_a_non_200_so_ryng_retries(tmp_path: Path, valkey_port: 
         stack.start_api()
         ryng = Ryng(stack)
         assert stack.post_lead({"id": "CBD1", "number": "998314242"}).status_code == 202
+        as_if_sent(stack, "CBD1")
         assert ryng.post("connect", connect_body("CBD1", "call-d1")).status_code == 200
 
         server.stop()
@@ -190,12 +205,12 @@ def test_a_called_dead_letter_leaves_the_dead_letters_and_a_retried_terminal_fre
     keys = Keys(stack.settings["ROUTER_KEY_PREFIX"])
     try:
         # As if a worker had dead-lettered it while Ryng, after an ambiguous send, had it after all.
-        client.hset(keys.lead("CBD1"), "status", "dead")
+        client.hset(keys.lead("CBD1"), mapping={"status": "dead", "attempts": "1"})
         client.zadd(keys.dead, {"CBD1": 1})
         # And as if alice held its reservation, whose release after the first terminal callback failed.
         client.hset(keys.reservation("CBD1"), mapping={"agent": "alice", "counted": "1"})
         client.hset(keys.agent("alice"), mapping={"open": "1", "ordinal": "1"})
-        client.set(keys.callback("terminal:log-cd1:call-ended"), "1")  # the first delivery's marker
+        client.hset(keys.callbacks_applied("CBD1"), "terminal:log-cd1:call-ended", "1")  # the first delivery's
         ryng = Ryng(stack)
         answer = ryng.post("terminal", terminal_body("CBD1", "cd1"))
         assert answer.status_code == 200 and answer.json()["result"] == "duplicate"
@@ -205,3 +220,61 @@ def test_a_called_dead_letter_leaves_the_dead_letters_and_a_retried_terminal_fre
         assert client.zscore(keys.dead, "CBD1") is None
     finally:
         client.close()
+
+
+def test_dedup_is_per_lead_and_a_never_sent_lead_keeps_its_callback_as_unmatched(stack: Stack) -> None:
+    ryng = Ryng(stack)
+    client = connect(stack.redis_url)
+    keys = Keys(stack.settings["ROUTER_KEY_PREFIX"])
+    try:
+        for lead_id in ("CBR1", "CBR2", "CBU1"):
+            assert stack.post_lead({"id": lead_id, "number": "998314242"}).status_code == 202
+        as_if_sent(stack, "CBR1", "CBR2")
+        # Ryng restarted its ids: two leads' calls carry the same call id. Each lead takes its own callbacks.
+        for lead_id in ("CBR1", "CBR2"):
+            assert ryng.post("connect", connect_body(lead_id, "1001")).json()["result"] == "applied"
+            assert ryng.post("terminal", terminal_body(lead_id, "1001")).json()["result"] == "applied"
+            assert stack.lead(lead_id)["status"] == "completed"
+        assert ryng.post("terminal", terminal_body("CBR2", "1001")).json()["result"] == "duplicate"
+
+        # A callback naming a lead never sent to Ryng (still queued, no attempt) is kept, not applied.
+        before = client.llen(keys.callbacks_unmatched)
+        for kind, body in (("connect", connect_body("CBU1", "2002")), ("terminal", terminal_body("CBU1", "2002"))):
+            answer = ryng.post(kind, body)
+            assert answer.status_code == 200 and answer.json()["result"] == "unsent"
+        record = stack.lead("CBU1")
+        assert record["status"] == "queued" and not record.get("disposition")
+        assert callbacks_in(stack, "CBU1", "terminal") == []
+        assert client.zscore(keys.pending, "CBU1") is not None  # still on its way to an agent
+        kept = [json.loads(e) for e in client.lrange(keys.callbacks_unmatched, 0, -1)]
+        assert len(kept) == before + 2 and {e["lead_id"] for e in kept[:2]} == {"CBU1"}
+        assert '"2002"' in kept[0]["body"]
+        # Once it is sent, the same callback applies.
+        as_if_sent(stack, "CBU1", status="retrying")
+        assert ryng.post("terminal", terminal_body("CBU1", "2002")).json()["result"] == "applied"
+        assert stack.lead("CBU1")["status"] == "completed"
+    finally:
+        client.close()
+
+
+def test_every_lead_completes_across_a_sandbox_restart(make_stack: Callable[..., Stack]) -> None:
+    # A restarted Ryng (here the sandbox, whose call log ids start over on every start) reuses ids an earlier
+    # lead's callbacks carried: the second burst's callbacks must still reach their own leads.
+    stack = make_stack()
+    options = ("--call-delay", "0.2", "--callback-retry", "0.2", "--rate-limit", "6000")
+    sandbox = stack.start_sandbox(*options)
+    port = stack.sandbox_url.rsplit(":", 1)[1]
+    stack.start_api()
+    stack.start_worker()
+    for burst in (1, 2):
+        ids = [f"RS{burst}-{i:02d}" for i in range(20)]
+        for lead_id in ids:
+            assert stack.post_lead({"id": lead_id, "number": f"99831{burst}{int(lead_id[-2:]):04d}"}).status_code == 202
+        for lead_id in ids:
+            record = stack.wait_status(lead_id, "completed", timeout=60)
+            assert record["disposition"] and len(callbacks_in(stack, lead_id, "terminal")) == 1
+        if burst == 1:
+            sandbox.stop()
+            sandbox = stack.spawn("sandbox", cli("sandbox", "--port", port, *options))
+            wait_http(f"{stack.sandbox_url}/_sandbox/stats")
+    assert len(stack.campaigns()) == 20  # the restarted sandbox saw the second burst only

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,11 +21,13 @@ import redis
 
 from config.routing import RoutingConfig
 from config.settings import Settings
+from tests.harness import free_port, wait_until
 from workers.delivery.deliverer import Deliverer
 from workers.delivery.policy import DeliveryPolicy
 from workers.routing.assigner import Assigner, LeadFacts
 from workers.services import Services
 from workers.store.counters import Counters
+from workers.store.embedded import start_embedded
 from workers.store.keys import Keys
 from workers.store.limiter import RateLimiter
 from workers.store.parking import Parking
@@ -498,3 +502,50 @@ def test_resume_does_not_cut_a_later_backoff_short(redis_client: redis.Redis, ke
     rig.pause.resume()
     parked = rig.parked_in("L1")
     assert parked is not None and parked > 0.5  # its backoff stands
+
+
+#: Redis round trips of one delivered lead: claim, pick, begin the send, settle (each one Lua call).
+DELIVERY_ROUND_TRIPS = 4
+
+
+def test_a_delivered_lead_costs_four_redis_commands(tmp_path: Path, keys: Keys) -> None:
+    # A private server, so that MONITOR shows this delivery's commands and nothing else.
+    server = start_embedded(port=free_port())
+    client = redis.Redis(port=server.port, decode_responses=True)
+    watcher = redis.Redis(port=server.port, decode_responses=True)
+    try:
+        rig = build_rig(client, keys)
+        rig.accept("WARM")
+        rig.accept("L1")
+        rig.script += [reply(200), reply(200)]
+        assert rig.deliverer.run("WARM") == "posted"  # Redis has learnt the scripts
+        seen: list[dict[str, Any]] = []
+        started = threading.Event()
+
+        def watch() -> None:
+            with watcher.monitor() as monitor:
+                started.set()
+                for command in monitor.listen():
+                    if command["command"] == "ECHO end-of-delivery":
+                        return
+                    seen.append(command)
+
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        started.wait(10)
+        wait_until(lambda: client.ping() and any(c["command"] == "PING" for c in seen), timeout=10)
+        seen.clear()
+        assert rig.deliverer.stray("L1") == "posted"  # as the task runs it (L1 is not parked: no pump claim)
+        client.echo("end-of-delivery")
+        thread.join(10)
+        from_client = [c["command"].split()[0].upper() for c in seen if c.get("client_type") != "lua"]
+        inside_scripts = [c for c in seen if c.get("client_type") == "lua"]
+        assert from_client == ["EVALSHA"] * DELIVERY_ROUND_TRIPS, from_client
+        assert inside_scripts  # the work happened, inside the four calls
+        record = rig.record("L1")
+        assert record["status"] == "posted" and record["in_task"] == "0" and record["attempts"] == "1"
+        assert client.zscore(keys.pending, "L1") is None and not rig.store.is_locked("L1")
+    finally:
+        client.close()
+        watcher.close()
+        server.stop()

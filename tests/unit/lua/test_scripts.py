@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from workers.lua import SCRIPTS, STRATEGIES, load_script, script_source
+from workers.lua import FRAGMENTS, SCRIPTS, STRATEGIES, load_script, script_source
 
 ROOT = Path(__file__).resolve().parents[3]
 FOLDER = resources.files("workers.lua")
@@ -19,8 +19,9 @@ def lua_files() -> set[str]:
     return {entry.name for entry in FOLDER.iterdir() if entry.name.endswith(".lua")}
 
 
-def test_every_file_is_a_named_script_or_a_strategy() -> None:
+def test_every_file_is_a_named_script_a_strategy_or_a_fragment() -> None:
     expected = {f"{name}.lua" for name in SCRIPTS} | {f"strategy_{name}.lua" for name in STRATEGIES}
+    expected |= {f"{name}.lua" for name in FRAGMENTS}
     assert lua_files() == expected
 
 
