@@ -90,6 +90,15 @@ class Settings(BaseSettings):
     router_host: str = "127.0.0.1"
     router_port: int = Field(default=8000, ge=1, le=65535)
 
+    # --- Front door: who may read leads, and how many connections one client may hold ------------------
+    router_read_token: SecretStr | None = Field(default=None, description="bearer token that may read leads")
+    router_loopback_reads: bool = Field(
+        default=False, description="development only (`lead-router run`): loopback clients read leads freely"
+    )
+    router_max_connections_per_client: int = Field(
+        default=64, ge=0, le=100_000, description="open connections per client address (0: no cap)"
+    )
+
     # --- Sandbox ------------------------------------------------------------------------------------
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = Field(default=8100, ge=1, le=65535)

@@ -28,6 +28,7 @@ ScriptName = Literal[
     "delivery_resume",
     "lead_accept",
     "lead_bury",
+    "lead_intake",
     "lead_transition",
     "lead_unlock",
     "parked_claim_due",

@@ -13,15 +13,18 @@ sentinels' own.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias
 from urllib.parse import parse_qs, unquote
 
 import redis
+import redis.asyncio
+import redis.asyncio.sentinel
 import redis.cluster
 from redis.sentinel import Sentinel
 
 __all__ = [
-    "DEFAULT_REDIS_URL", "RedisClient", "SentinelTarget", "broker_for", "connect", "masked", "parse_sentinel_url",
+    "DEFAULT_REDIS_URL", "RedisClient", "SentinelTarget", "broker_for", "connect", "connect_async", "masked",
+    "parse_sentinel_url",
     "redis_url",
 ]
 
@@ -130,3 +133,26 @@ def masked(url: str) -> str:
     credentials, _, tail = rest.partition("@")
     user = credentials.partition(":")[0]
     return f"{scheme}://{user}:***@{tail}"
+
+
+def connect_async(url: str, *, timeout: float = 5.0) -> redis.asyncio.Redis:
+    """The asyncio twin of `connect` (Sentinel too), for the API's event loop; it connects on first use, there."""
+    options: dict[str, Any] = {
+        "decode_responses": True, "socket_timeout": timeout, "socket_connect_timeout": timeout,
+        "health_check_interval": 30, "retry_on_timeout": False,
+    }
+    if is_sentinel_url(url):
+        target = parse_sentinel_url(url)
+        sentinel_kwargs: dict[str, object] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        if target.sentinel_password:
+            sentinel_kwargs["password"] = target.sentinel_password
+        sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            list(target.sentinels), sentinel_kwargs=sentinel_kwargs
+        )
+        if target.ssl:
+            options["connection_class"] = redis.asyncio.sentinel.SentinelManagedSSLConnection
+        client: redis.asyncio.Redis = sentinel.master_for(
+            target.service, db=target.db, password=target.password, username=target.username, **options
+        )
+        return client
+    return redis.asyncio.Redis.from_url(url, **options)

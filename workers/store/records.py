@@ -21,8 +21,7 @@ from workers.store.lead_record import DELIVERED, FINAL, OPEN, LeadRecord, Status
 
 __all__ = [
     "DELIVERED", "FINAL", "MAX_EVENTS", "OPEN", "AcceptOutcome", "Accepted", "LeadRecord", "LeadStore",
-    "NotReplicatedError", "Status",
-    "fingerprint",
+    "NotReplicatedError", "Status", "accept_outcome", "fingerprint",
 ]
 
 
@@ -110,7 +109,7 @@ class LeadStore:
             outcome, status = self._accept(keys=keys, args=args)
         if outcome == "created":
             self.event(lead_id, "accepted", source=source)
-        return Accepted(outcome=_accept_outcome(outcome), status=str(status))
+        return Accepted(outcome=accept_outcome(outcome), status=str(status))
 
     def get(self, lead_id: str) -> LeadRecord | None:
         """The lead's record, or None when there is no such lead."""
@@ -192,7 +191,7 @@ class LeadStore:
         return bool(self._redis.exists(self._keys.lead_lock(lead_id)))
 
 
-def _accept_outcome(value: object) -> AcceptOutcome:
+def accept_outcome(value: object) -> AcceptOutcome:
     text = str(value)
     for outcome in get_args(AcceptOutcome):
         if text == outcome:
