@@ -17,10 +17,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from workers.clock import iso, now_ms
+from workers.clock import now_ms
 from workers.lua import script_source
 from workers.store.keys import Keys
-from workers.store.records import MAX_EVENTS, Accepted, NotReplicatedError, Status, accept_outcome, fingerprint
+from workers.store.records import MAX_EVENTS, Accepted, NotReplicatedError, accept_outcome, new_record
 from workers.task_message import DeliveryMessages
 
 __all__ = ["WEBHOOK_TTL_SECONDS", "FrontDoor"]
@@ -65,22 +65,20 @@ class FrontDoor:
     ) -> Accepted:
         """Record the lead (and queue it, with `messages`), or report what is already there."""
         stamp = now_ms()
-        at = iso(stamp)
-        digest = fingerprint(payload)
+        record = new_record(lead_id=lead_id, payload=payload, source=source, stamp=stamp)
         task = self._messages.for_lead(lead_id, request_id=request_id) if self._messages else None
         keys = [self._keys.lead(lead_id), self._keys.lead_events(lead_id), self._keys.pending, self._keys.created]
         if task is not None:
             keys.append(task.queue_key)
             if webhook_id:
                 keys.append(self._keys.webhook(webhook_id))
-        entry = json.dumps({"at": at, "event": "accepted", "source": source}, sort_keys=True)
+        entry = json.dumps({"at": record["created_at"], "event": "accepted", "source": source}, sort_keys=True)
         args: list[str | int] = [
-            digest, stamp + self._lease_ms, lead_id, entry, MAX_EVENTS, WEBHOOK_TTL_SECONDS,
+            record["fingerprint"], stamp + self._lease_ms, lead_id, entry, MAX_EVENTS, WEBHOOK_TTL_SECONDS,
             task.message if task else "", task.event_channel if task else "", task.event if task else "", stamp,
-            "id", lead_id, "status", Status.ACCEPTED, "source", source,
-            "payload", json.dumps(payload, sort_keys=True), "fingerprint", digest,
-            "created_at", at, "created_ms", stamp, "updated_at", at, "attempts", 0, "crashes", 0,
         ]
+        for name, value in record.items():
+            args += [name, value]
         if not self._min_replicas:
             outcome, status = await self._intake(keys=keys, args=args)
             return Accepted(outcome=accept_outcome(outcome), status=str(status))
