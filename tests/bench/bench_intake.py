@@ -13,6 +13,7 @@ process's memory (RSS) after its run. This is a benchmark, not a test: it assert
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import statistics
@@ -168,14 +169,16 @@ def bench(*, redis_url: str, tmp: Path) -> list[tuple[Run, Run]]:
     return rounds
 
 
-def report(rounds: list[tuple[Run, Run]], *, generator: str) -> str:
+def report(rounds: list[tuple[Run, Run]], *, generator: str, load_before: tuple[float, float, float]) -> str:
     lines = [
         f"{CONNECTIONS} connections ({generator}), {SECONDS} s per run after {WARMUP_SECONDS} s of warm-up, each "
         "lead a new id. Peer: a bare FastAPI endpoint, pydantic validation of the same lead, one `LPUSH` "
         "(redis.asyncio). Router: `lead-router api` (signature check, validation, one Lua call that records the "
         "lead, its history and lease, marks it queued and puts the Celery task and its task-sent event on the "
         "broker, one JSON log line). Both with the router's uvicorn settings, one process, the same Redis, in "
-        "turns. CPU is the server process's own CPU time per request.",
+        "turns. CPU is the server process's own CPU time per request. Load average when the benchmark started: "
+        f"{', '.join(f'{value:.1f}' for value in load_before)} (on a machine shared with other work the absolute "
+        "figures suffer; the ratios much less).",
         "",
         "| round | server | requests/s | p50 ms | p99 ms | failures | CPU µs/request | RSS MiB after |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -204,8 +207,9 @@ def report(rounds: list[tuple[Run, Run]], *, generator: str) -> str:
 @pytest.mark.bench
 def test_bench_intake(redis_url: str, tmp_path: Path) -> None:
     generator = f"wrk -t{THREADS} -c{CONNECTIONS}" if shutil.which("wrk") else "Python asyncio load generator"
+    load_before = os.getloadavg()
     rounds = bench(redis_url=redis_url, tmp=tmp_path)
-    text = report(rounds, generator=generator)
+    text = report(rounds, generator=generator, load_before=load_before)
     print("\n" + text)
     write_section("intake", "Intake: `POST /v1/leads` on one API process", text)
     assert all(run.load.requests > 0 for pair in rounds for run in pair)
