@@ -88,28 +88,34 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
     )
 
 
+def _client_options(timeout: float) -> dict[str, Any]:
+    """Every client returns str and has bounded timeouts, so a dead server fails fast."""
+    return {
+        "decode_responses": True, "socket_timeout": timeout, "socket_connect_timeout": timeout,
+        "health_check_interval": 30, "retry_on_timeout": False,
+    }
+
+
+def _sentinel_options(target: SentinelTarget, timeout: float) -> dict[str, object]:
+    options: dict[str, object] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if target.sentinel_password:
+        options["password"] = target.sentinel_password
+    return options
+
+
 def connect(url: str, *, timeout: float = 5.0) -> redis.Redis:
     """A client that returns str, with bounded timeouts so a dead server fails fast (and follows a failover)."""
     if is_sentinel_url(url):
         target = parse_sentinel_url(url)
-        sentinel_kwargs: dict[str, object] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-        if target.sentinel_password:
-            sentinel_kwargs["password"] = target.sentinel_password
-        sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            list(target.sentinels), sentinel_kwargs=_sentinel_options(target, timeout)
+        )
         client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
             target.service, db=target.db, password=target.password, username=target.username, ssl=target.ssl,
-            decode_responses=True, socket_timeout=timeout, socket_connect_timeout=timeout,
-            health_check_interval=30, retry_on_timeout=False,
+            **_client_options(timeout),
         )
         return client
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        health_check_interval=30,
-        retry_on_timeout=False,
-    )
+    return redis.Redis.from_url(url, **_client_options(timeout))
 
 
 def broker_for(url: str) -> tuple[str, dict[str, object]]:
@@ -137,22 +143,17 @@ def masked(url: str) -> str:
 
 def connect_async(url: str, *, timeout: float = 5.0) -> redis.asyncio.Redis:
     """The asyncio twin of `connect` (Sentinel too), for the API's event loop; it connects on first use, there."""
-    options: dict[str, Any] = {
-        "decode_responses": True, "socket_timeout": timeout, "socket_connect_timeout": timeout,
-        "health_check_interval": 30, "retry_on_timeout": False,
-    }
     if is_sentinel_url(url):
         target = parse_sentinel_url(url)
-        sentinel_kwargs: dict[str, object] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-        if target.sentinel_password:
-            sentinel_kwargs["password"] = target.sentinel_password
         sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
-            list(target.sentinels), sentinel_kwargs=sentinel_kwargs
+            list(target.sentinels), sentinel_kwargs=_sentinel_options(target, timeout)
         )
-        if target.ssl:
-            options["connection_class"] = redis.asyncio.sentinel.SentinelManagedSSLConnection
+        tls: dict[str, Any] = (
+            {"connection_class": redis.asyncio.sentinel.SentinelManagedSSLConnection} if target.ssl else {}
+        )
         client: redis.asyncio.Redis = sentinel.master_for(
-            target.service, db=target.db, password=target.password, username=target.username, **options
+            target.service, db=target.db, password=target.password, username=target.username,
+            **tls, **_client_options(timeout),
         )
         return client
-    return redis.asyncio.Redis.from_url(url, **options)
+    return redis.asyncio.Redis.from_url(url, **_client_options(timeout))
