@@ -18,7 +18,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from workers.clock import now_ms
-from workers.lua import script_source
+from workers.lua import load_async_script
 from workers.store.keys import Keys
 from workers.store.records import MAX_EVENTS, Accepted, NotReplicatedError, accept_outcome, new_record
 from workers.task_message import DeliveryMessages
@@ -47,7 +47,7 @@ class FrontDoor:
         self._replica_timeout_ms = replica_timeout_ms
         self._lease_ms = int(lease_seconds * 1000)
         self._messages = messages
-        self._intake = client.register_script(script_source("lead_intake"))
+        self._intake = load_async_script(client, "lead_intake")
 
     @property
     def queues_itself(self) -> bool:
