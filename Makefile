@@ -36,7 +36,10 @@ test-fast: install  ## everything but the fault tests
 test-fault: install
 	$(BIN)/python -m pytest -m fault
 
-bench: install  ## benchmarks that print figures
+bench: install  ## every benchmark: prints its figures and writes its section of BENCHMARKS.md
+	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		apt-get install -y -qq wrk >/dev/null 2>&1; } || \
+		echo "bench: wrk is not installed; the intake benchmark uses its Python load generator"
 	$(BIN)/python -m pytest tests/bench -m bench -s -o python_files='bench_*.py' -p no:cacheprovider
 	@echo "figures written to BENCHMARKS.md"
 

@@ -27,6 +27,30 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
+class _LineWriter:
+    """structlog's logger: writes each rendered line to the root handler's stream, under the handler's lock.
+
+    Our own log lines (one per HTTP request, among others) so skip the standard library's record, caller lookup
+    and second formatting pass; other libraries' records still go through the handler. Both end up as the same
+    lines in the same stream.
+    """
+
+    def __init__(self, handler: logging.StreamHandler[Any], name: str) -> None:
+        self._handler = handler
+        self.name = name
+
+    def msg(self, message: str) -> None:
+        handler = self._handler
+        handler.acquire()
+        try:
+            handler.stream.write(message + "\n")
+            handler.flush()
+        finally:
+            handler.release()
+
+    log = debug = info = warn = warning = err = error = critical = fatal = failure = exception = msg
+
+
 def configure_logging(*, level: str = "INFO", fmt: str = "auto") -> None:
     """Configure structlog and the standard library's root logger to the same renderer."""
     render_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -45,22 +69,18 @@ def configure_logging(*, level: str = "INFO", fmt: str = "auto") -> None:
         structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)) if render_json
         else structlog.processors.format_exc_info
     )
-    structlog.configure(
-        processors=[
-            *shared,
-            tracebacks,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, tracebacks, renderer],
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    structlog.configure(
+        processors=[*shared, tracebacks, renderer],
+        logger_factory=lambda *args: _LineWriter(handler, str(args[0]) if args else ""),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        cache_logger_on_first_use=True,
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

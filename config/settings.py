@@ -95,6 +95,14 @@ class Settings(BaseSettings):
     router_outcome_backoff_base_seconds: float = Field(default=5.0, gt=0, le=3600)
     router_outcome_backoff_max_seconds: float = Field(default=1800.0, gt=0, le=86_400)
     router_outcome_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # --- Front door: who may read leads, and how many connections one client may hold ------------------
+    router_read_token: SecretStr | None = Field(default=None, description="bearer token that may read leads")
+    router_loopback_reads: bool = Field(
+        default=False, description="development only (`lead-router run`): loopback clients read leads freely"
+    )
+    router_max_connections_per_client: int = Field(
+        default=64, ge=0, le=100_000, description="open connections per client address (0: no cap)"
+    )
 
     # --- Sandbox ------------------------------------------------------------------------------------
     sandbox_host: str = "127.0.0.1"

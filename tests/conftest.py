@@ -85,6 +85,7 @@ FAST_SETTINGS = {
     "ROUTER_PAUSE_PROBE_SECONDS": "1",
     "ROUTER_LEASE_SECONDS": "8",
     "SANDBOX_TOKEN": "sandbox-token",
+    "ROUTER_READ_TOKEN": "test-read-token",
 }
 
 

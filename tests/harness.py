@@ -135,6 +135,11 @@ class Stack:
     sandbox_url: str = ""
     client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10.0))
 
+    def __post_init__(self) -> None:
+        token = self.settings.get("ROUTER_READ_TOKEN")
+        if token:  # reading lead records needs a credential
+            self.client.headers["authorization"] = f"Bearer {token}"
+
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RYNG_", "ROUTER_", "CELERY_"))}

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import httpx
+import redis.asyncio as aioredis
 from redis import Redis
 
 from config.routing import RoutingConfig
@@ -30,9 +31,10 @@ from workers.routing.assigner import Assigner, cancel_reservation
 from workers.ryng.callbacks import CallbackRecorder
 from workers.ryng.client import RyngClient
 from workers.ryng.target import ryng_target
-from workers.store.connections import connect, redis_url
+from workers.store.connections import connect, connect_async, redis_url
 from workers.store.counters import Counters
 from workers.store.dead_letters import DeadLetters
+from workers.store.front_door import FrontDoor
 from workers.store.keys import Keys
 from workers.store.limiter import RateLimiter
 from workers.store.migrations import migrate
@@ -142,6 +144,33 @@ class Services:
     @cached_property
     def agents(self) -> AgentStore:
         return AgentStore(self.redis, keys=self.keys)
+
+    # --- the API's asynchronous intake ---------------------------------------------------------------------
+
+    @cached_property
+    def async_redis(self) -> aioredis.Redis:
+        """A `redis.asyncio` client for the API's event loop (it connects on first use, in the running loop)."""
+        return connect_async(redis_url(self.settings.redis_url))
+
+    @cached_property
+    def front_door(self) -> FrontDoor:
+        """Records (and, with the broker on this Redis, queues) leads in one asynchronous call."""
+        from workers.celery_app import app
+        from workers.task_message import DELIVER_TASK, DeliveryMessages, same_redis
+
+        settings = self.settings
+        store_url = redis_url(settings.redis_url)
+        # Unset, the broker is REDIS_URL's own Redis (through the same sentinels, if any).
+        broker_is_store = settings.celery_broker_url is None or same_redis(store_url, settings.celery_broker_url)
+        messages = None
+        if broker_is_store and DeliveryMessages.supported(app):
+            db = int(self.async_redis.connection_pool.connection_kwargs.get("db", 0))
+            messages = DeliveryMessages(app, task_name=DELIVER_TASK, db=db)
+        return FrontDoor(
+            self.async_redis, keys=self.keys, lease_seconds=settings.router_lease_seconds, messages=messages,
+            min_replicas=settings.router_redis_min_replicas,
+            replica_timeout_ms=settings.router_redis_replica_timeout_ms,
+        )
 
     def dead_letters(self, *, enqueue: Callable[[str], None] | None = None) -> DeadLetters:
         """Dead letters; with `enqueue`, replays send leads back to delivery (else replays are refused).
@@ -262,6 +291,13 @@ class Services:
         if sender is not None:
             sender.close()
         self.redis.close()
+
+    async def aclose(self) -> None:
+        """Close the asynchronous client (if it was ever built), then everything `close` closes."""
+        client = self.__dict__.get("async_redis")
+        if client is not None:
+            await client.aclose()
+        self.close()
 
 
 def _no_enqueue(lead_id: str) -> None:

@@ -10,11 +10,12 @@ from celery.signals import task_postrun, task_prerun, worker_process_shutdown
 from workers.celery_app import app
 from workers.delivery.pump import Pump
 from workers.services import Services, close_process_services, process_services
+from workers.task_message import DELIVER_TASK
 
 log = structlog.get_logger(__name__)
 
 
-@app.task(name="lead_router.deliver", ignore_result=True)
+@app.task(name=DELIVER_TASK, ignore_result=True)
 def deliver(lead_id: str) -> str:
     """Deliver one lead (idempotent: a redelivered message for a posted lead does nothing)."""
     outcome = process_services().deliverer.run(lead_id)

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from config.settings import Settings, get_settings
 from router.api.limits import BodyLimitMiddleware
+from router.api.request_log import RequestLogMiddleware, mask_path
 from router.api.routes import admin, agents, callbacks, health, leads, routing, sources
 from router.api.signatures import WebhookVerifier
 from workers.services import Services
@@ -45,12 +44,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = services
         app.state.verifier = build_verifier(settings)
         app.state.enqueue = enqueue
+        app.state.front_door = services.front_door  # its asyncio Redis client belongs to this event loop
         follower = asyncio.create_task(services.routing_watch.follow(services.adopt_routing))
         try:
             yield
         finally:
             follower.cancel()
-            services.close()
+            await services.aclose()
 
     app = FastAPI(
         title="Ryng lead router",
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.router_max_body_bytes,
         body_timeout=settings.router_body_timeout_seconds,
     )
+    app.add_middleware(RequestLogMiddleware, secrets=_secrets(settings))
     app.include_router(leads.router)
     app.include_router(callbacks.router)
     app.include_router(health.router)
@@ -70,36 +71,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routing.router)
     app.include_router(admin.router)
     app.include_router(sources.router)
-    _install_handlers(app)
+    _install_handlers(app, secrets=_secrets(settings))
     return app
 
 
-def safe_path(path: str) -> str:
-    """A request path fit for logs: the callback secret segment is masked."""
-    if path.startswith("/v1/ryng/"):
-        return "/v1/ryng/***/" + path.rsplit("/", 1)[-1]
-    return path
+def _secrets(settings: Settings) -> tuple[str, ...]:
+    """Secrets that may appear in a request path (only the callback secret does), to mask in logs."""
+    secret = settings.router_callback_secret
+    return (secret.get_secret_value(),) if secret else ()
 
 
-def _install_handlers(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def bind_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id[:64])
-        started = time.perf_counter()
-        response = await call_next(request)
-        response.headers["x-request-id"] = request_id[:64]
-        if request.url.path not in ("/healthz", "/readyz", "/metrics"):
-            log.info(
-                "http_request", method=request.method, path=safe_path(request.url.path),
-                status=response.status_code, duration_ms=round((time.perf_counter() - started) * 1000, 1),
-            )
-        return response
-
+def _install_handlers(app: FastAPI, *, secrets: tuple[str, ...]) -> None:
     @app.exception_handler(redis.RedisError)
     async def redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
-        log.error("redis_unavailable", error=type(exc).__name__, path=safe_path(request.url.path))
+        log.error("redis_unavailable", error=type(exc).__name__, path=mask_path(request.url.path, secrets))
         return JSONResponse(
             {"detail": "storage (Redis) is unavailable; retry the same request later"}, status_code=503
         )

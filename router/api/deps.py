@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the router's collaborators and admin authentication, as typed `Annotated` aliases.
+"""FastAPI dependencies: the router's collaborators, admin and reader authentication, as typed `Annotated` aliases.
 
 The app's lifespan puts one `Services` (the composition root) and one webhook verifier on `app.state`; these
 functions are the only readers of `app.state`, so a route's signature says what it uses.
@@ -6,6 +6,7 @@ functions are the only readers of `app.state`, so a route's signature says what 
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from collections.abc import Callable
 from typing import Annotated
@@ -23,79 +24,86 @@ from workers.routing.assigner import Assigner
 from workers.ryng.callbacks import CallbackRecorder
 from workers.services import Services
 from workers.store.counters import Counters
+from workers.store.front_door import FrontDoor
 from workers.store.keys import Keys
 from workers.store.parking import Parking
 from workers.store.pause import DeliveryPause
 from workers.store.records import LeadStore
 
 __all__ = [
-    "AdminDep", "AgentStoreDep", "AssignerDep", "CallbacksDep", "CountersDep", "EnqueueDep", "KeysDep",
-    "OutboxDep", "ParkingDep", "PauseDep", "RedisDep", "RoutingWatchDep", "ServicesDep", "SettingsDep", "StoreDep",
-    "VerifierDep", "require_admin",
+    "AdminDep", "AgentStoreDep", "AssignerDep", "CallbacksDep", "CountersDep", "EnqueueDep", "FrontDoorDep",
+    "KeysDep", "OutboxDep", "ParkingDep", "PauseDep", "ReaderDep", "RedisDep", "RoutingWatchDep", "ServicesDep",
+    "SettingsDep", "StoreDep", "VerifierDep", "require_admin", "require_reader",
 ]
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def get_verifier(request: Request) -> WebhookVerifier:
+async def get_verifier(request: Request) -> WebhookVerifier:
     verifier: WebhookVerifier = request.app.state.verifier
     return verifier
 
 
-def get_enqueue(request: Request) -> Callable[[str], None]:
+async def get_enqueue(request: Request) -> Callable[[str], None]:
     enqueue: Callable[[str], None] = request.app.state.enqueue
     return enqueue
+
+
+async def get_front_door(request: Request) -> FrontDoor:
+    door: FrontDoor = request.app.state.front_door
+    return door
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 VerifierDep = Annotated[WebhookVerifier, Depends(get_verifier)]
 EnqueueDep = Annotated[Callable[[str], None], Depends(get_enqueue)]
+FrontDoorDep = Annotated[FrontDoor, Depends(get_front_door)]
 
 
-def get_app_settings(services: ServicesDep) -> Settings:
+async def get_app_settings(services: ServicesDep) -> Settings:
     return services.settings
 
 
-def get_redis(services: ServicesDep) -> redis.Redis:
+async def get_redis(services: ServicesDep) -> redis.Redis:
     return services.redis
 
 
-def get_keys(services: ServicesDep) -> Keys:
+async def get_keys(services: ServicesDep) -> Keys:
     return services.keys
 
 
-def get_store(services: ServicesDep) -> LeadStore:
+async def get_store(services: ServicesDep) -> LeadStore:
     return services.store
 
 
-def get_parking(services: ServicesDep) -> Parking:
+async def get_parking(services: ServicesDep) -> Parking:
     return services.parking
 
 
-def get_pause(services: ServicesDep) -> DeliveryPause:
+async def get_pause(services: ServicesDep) -> DeliveryPause:
     return services.pause
 
 
-def get_counters(services: ServicesDep) -> Counters:
+async def get_counters(services: ServicesDep) -> Counters:
     return services.counters
 
 
-def get_callbacks(services: ServicesDep) -> CallbackRecorder:
+async def get_callbacks(services: ServicesDep) -> CallbackRecorder:
     return services.callbacks
 
 
-def get_agent_store(services: ServicesDep) -> AgentStore:
+async def get_agent_store(services: ServicesDep) -> AgentStore:
     return services.agents
 
 
-def get_assigner(services: ServicesDep) -> Assigner:
+async def get_assigner(services: ServicesDep) -> Assigner:
     return services.assigner
 
 
-def get_routing_watch(services: ServicesDep) -> RoutingWatch:
+async def get_routing_watch(services: ServicesDep) -> RoutingWatch:
     return services.routing_watch
 
 
@@ -117,9 +125,11 @@ RoutingWatchDep = Annotated[RoutingWatch, Depends(get_routing_watch)]
 OutboxDep = Annotated[Outbox, Depends(get_outbox)]
 
 _bearer = HTTPBearer(auto_error=False, description="ROUTER_ADMIN_TOKEN")
+_reader_bearer = HTTPBearer(auto_error=False, description="ROUTER_READ_TOKEN or ROUTER_ADMIN_TOKEN")
+_FORWARDED = (b"forwarded", b"x-forwarded-for", b"x-real-ip")
 
 
-def require_admin(
+async def require_admin(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
@@ -136,3 +146,48 @@ def require_admin(
 
 
 AdminDep = Depends(require_admin)
+
+
+async def require_reader(
+    request: Request,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_reader_bearer)],
+) -> None:
+    """Lead records need `Authorization: Bearer <ROUTER_READ_TOKEN or ROUTER_ADMIN_TOKEN>`.
+
+    A wrong token is a 401. With no token given: 401 when a token is configured, 403 when none is (reading is
+    off), except that with `ROUTER_LOOPBACK_READS` (set by `lead-router run`) a client on the loopback address
+    that came through no proxy reads freely. The answers say nothing about the lead asked for.
+    """
+    tokens = [
+        token.get_secret_value().encode()
+        for token in (settings.router_read_token, settings.router_admin_token)
+        if token is not None and token.get_secret_value()
+    ]
+    if credentials is not None:
+        given = credentials.credentials.encode()
+        if any(secrets.compare_digest(given, token) for token in tokens):
+            return
+    elif settings.router_loopback_reads and _direct_loopback(request):
+        return
+    if not tokens:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "reading leads is off: set ROUTER_READ_TOKEN (or ROUTER_ADMIN_TOKEN)"
+        )
+    raise HTTPException(
+        status.HTTP_401_UNAUTHORIZED, "a valid bearer token is required to read leads",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def _direct_loopback(request: Request) -> bool:
+    """The peer is a loopback address and no proxy header says the request came from elsewhere."""
+    if request.client is None or any(name in _FORWARDED for name, _ in request.scope.get("headers", ())):
+        return False
+    try:
+        return ipaddress.ip_address(request.client.host).is_loopback
+    except ValueError:
+        return False
+
+
+ReaderDep = Depends(require_reader)

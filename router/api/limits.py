@@ -32,7 +32,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from router.api.slow_clients import DEFAULT_HEADER_TIMEOUT, slow_client_protocol
+from router.api.slow_clients import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_PER_CLIENT, slow_client_protocol
 
 __all__ = ["DEFAULT_BODY_TIMEOUT", "BodyLimitMiddleware", "uvicorn_limits"]
 
@@ -177,7 +177,10 @@ class BodyLimitMiddleware:
 
 
 def uvicorn_limits(
-    *, limit_concurrency: int = 256, header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    *,
+    limit_concurrency: int = 256,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    max_per_client: int = DEFAULT_MAX_PER_CLIENT,
 ) -> dict[str, object]:
     """Keyword arguments for `uvicorn.Config` / `uvicorn.run` that bound what one client can hold.
 
@@ -186,7 +189,7 @@ def uvicorn_limits(
       the previous response finished. A client that trickles its headers (slowloris) is cut off. A
       partial head gets a 408 first; an idle connection is just closed. The h11 parser is also the one
       `h11_max_incomplete_event_size` applies to (httptools, which "auto" picks when installed, ignores
-      it). Throughput is ample for a lead router.
+      it). The same class caps the connections of one client address at `max_per_client` (0: no cap).
     - `h11_max_incomplete_event_size=16384`: at most 16 KiB of an *unfinished* request head is buffered;
       past that the client gets 400 and is cut off, so an endless trickled header block cannot grow our
       buffers. (A complete head that arrives in one read is parsed whatever its size.)
@@ -207,7 +210,7 @@ def uvicorn_limits(
     if limit_concurrency < 1:
         raise ValueError("limit_concurrency must be >= 1")
     return {
-        "http": slow_client_protocol(header_timeout=header_timeout),
+        "http": slow_client_protocol(header_timeout=header_timeout, max_per_client=max_per_client),
         "h11_max_incomplete_event_size": 16_384,
         "timeout_keep_alive": 5,
         "limit_concurrency": limit_concurrency,

@@ -21,7 +21,8 @@ _NUMBER = re.compile(r"^\+?[0-9]{6,15}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,64}$")
 
 MAX_FIELDS = 32
-FieldValue = StrictStr | StrictInt | StrictFloat | StrictBool
+MAX_FIELD_LENGTH = 1000
+FieldValue = StrictStr | StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)] | StrictBool
 
 
 class LeadIn(BaseModel):
@@ -43,7 +44,7 @@ class LeadIn(BaseModel):
     agent: Annotated[StrictStr | None, Field(default=None, description="route to this agent username")] = None
     fields: Annotated[
         dict[Annotated[str, Field(min_length=1, max_length=64)], FieldValue],
-        Field(default_factory=dict, description="flat map of string to string, number or bool"),
+        Field(default_factory=dict, description="flat map of string to string, finite number or bool (1000 chars)"),
     ]
 
     @field_validator("id")
@@ -75,8 +76,9 @@ class LeadIn(BaseModel):
         if len(value) > MAX_FIELDS:
             raise ValueError(f"at most {MAX_FIELDS} fields")
         for key, item in value.items():
-            if isinstance(item, str) and len(item) > 1000:
-                raise ValueError(f"field {key!r} is longer than 1000 characters")
+            # Numbers too: a field's value reaches Ryng as text, so a 4000-digit integer is 4000 characters.
+            if not isinstance(item, bool) and len(str(item)) > MAX_FIELD_LENGTH:
+                raise ValueError(f"field {key!r} is longer than {MAX_FIELD_LENGTH} characters")
         return value
 
     def normalised(self) -> dict[str, Any]:

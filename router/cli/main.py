@@ -61,7 +61,10 @@ def api(
         port=port or settings.router_port,
         log_config=None,
         access_log=False,
-        **uvicorn_limits(header_timeout=settings.router_header_timeout_seconds),  # type: ignore[arg-type]
+        **uvicorn_limits(  # type: ignore[arg-type]
+            header_timeout=settings.router_header_timeout_seconds,
+            max_per_client=settings.router_max_connections_per_client,
+        ),
     )
 
 

@@ -103,6 +103,8 @@ def run_all(settings: Settings, *, concurrency: int, flower_port: int | None = 5
         env["ROUTER_CALLBACK_SECRET"] = secrets.token_urlsafe(24)
     if settings.router_admin_token is None:
         env["ROUTER_ADMIN_TOKEN"] = secrets.token_urlsafe(18)
+    # Development: lead records are readable from this machine without a token (never from elsewhere).
+    env.setdefault("ROUTER_LOOPBACK_READS", "true")
     exe = [sys.executable, "-m", "router.cli"]
     supervisor = Supervisor()
     where = {"redis": f"{env.get('REDIS_URL') or settings.redis_url}" + (" (embedded Valkey)" if server else "")}
@@ -148,7 +150,7 @@ def run_all(settings: Settings, *, concurrency: int, flower_port: int | None = 5
             f"  curl -X POST {public_url}/v1/leads -H 'content-type: application/json' \\",
             "    -d '{\"id\":\"XT243\",\"number\":\"998314242\",\"name\":\"James\","
             "\"fields\":{\"Product\":\"Life Insurance\"}}'",
-            f"  curl {public_url}/v1/leads/XT243",
+            f"  curl {public_url}/v1/leads/XT243      (from this machine; elsewhere with the admin token)",
             "Ctrl-C stops everything.",
         ]
         print("\n".join(lines), flush=True)

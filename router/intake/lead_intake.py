@@ -1,4 +1,8 @@
-"""Taking a lead in: record it durably, then enqueue it. Shared by the HTTP route, CSV import and queues."""
+"""Taking a lead in: record it durably, then enqueue it. Shared by the HTTP route, CSV import and queues.
+
+`take_lead` is the synchronous way (CSV import, queue consumer, and the API when the broker is not the lead
+store's Redis); `accept_lead` is the API's: one asynchronous Redis call records and queues the lead.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Literal
 import structlog
 
 from router.api.schemas import LeadIn
+from workers.store.front_door import FrontDoor
 from workers.store.records import LeadStore, Status
 
 log = structlog.get_logger(__name__)
@@ -58,16 +63,13 @@ def take_lead(
         record = store.get(earlier) if earlier else None
         if earlier and record is not None:
             return IntakeResult(id=earlier, status=record.status, duplicate=True)
-    if pools is not None and lead.pool is not None and lead.pool not in pools:
-        raise UnknownPool(f"pool: unknown pool {lead.pool!r}; configured pools: {', '.join(sorted(pools))}")
+    _check_pool(lead, pools)
     accepted = store.accept(lead_id=lead.id, payload=lead.normalised(), source=source)
     if accepted.outcome == "conflict" and on_change == "update":
         store.record_update(lead.id, payload=lead.normalised(), source=source)
         return IntakeResult(id=lead.id, status=accepted.status, duplicate=True, updated=True)
     if accepted.outcome == "conflict":
-        raise IntakeConflict(
-            f"lead {lead.id!r} was already received with a different payload (status {accepted.status})"
-        )
+        raise _conflict(lead, accepted.status)
     if accepted.outcome == "exists" and accepted.status != Status.ACCEPTED:
         return IntakeResult(id=lead.id, status=accepted.status, duplicate=True)
     # A lead recorded before but still "accepted" was perhaps never queued: queue it (again), harmlessly.
@@ -82,3 +84,35 @@ def take_lead(
     current = None if previous else store.get(lead.id)
     status = current.status if current is not None else Status.QUEUED
     return IntakeResult(id=lead.id, status=str(status), duplicate=accepted.outcome == "exists")
+
+
+async def accept_lead(
+    lead: LeadIn,
+    *,
+    door: FrontDoor,
+    source: str,
+    pools: Collection[str] | None = None,
+    webhook_id: str | None = None,
+    request_id: str = "",
+) -> IntakeResult:
+    """`take_lead` for a door that queues itself: one Redis call records the lead and queues its delivery."""
+    if webhook_id:
+        earlier = await door.webhook_lead(webhook_id)
+        if earlier is not None:
+            return IntakeResult(id=earlier[0], status=earlier[1], duplicate=True)
+    _check_pool(lead, pools)
+    accepted = await door.take(
+        lead_id=lead.id, payload=lead.normalised(), source=source, request_id=request_id, webhook_id=webhook_id
+    )
+    if accepted.outcome == "conflict":
+        raise _conflict(lead, accepted.status)
+    return IntakeResult(id=lead.id, status=accepted.status, duplicate=accepted.outcome == "exists")
+
+
+def _check_pool(lead: LeadIn, pools: Collection[str] | None) -> None:
+    if pools is not None and lead.pool is not None and lead.pool not in pools:
+        raise UnknownPool(f"pool: unknown pool {lead.pool!r}; configured pools: {', '.join(sorted(pools))}")
+
+
+def _conflict(lead: LeadIn, status: str) -> IntakeConflict:
+    return IntakeConflict(f"lead {lead.id!r} was already received with a different payload (status {status})")

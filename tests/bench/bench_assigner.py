@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from config.routing import RoutingConfig
+from tests.bench.report import write_section
 from workers.routing.assigner import STRATEGIES, Assigner, LeadFacts
 from workers.store.connections import connect
 from workers.store.keys import Keys
@@ -69,6 +70,12 @@ def bench(*, url: str, picks: int) -> list[tuple[str, float]]:
 @pytest.mark.bench
 def test_bench_assigner(redis_server_url: str) -> None:
     rows = bench(url=redis_server_url, picks=2000)
+    raw = rows[0][1]
+    table = "\n".join(f"| {name} | {rate:.0f} | {rate / raw:.2f}x |" for name, rate in rows)
+    write_section("assigner", "Assigner: picks per second", (
+        "Each strategy's pick (one Lua call, 7 agents, one client) beside a raw, minimal Lua round-robin loop on "
+        f"the same Redis, 2000 picks each.\n\n| strategy | picks/s | vs raw |\n| --- | ---: | ---: |\n{table}\n"
+    ))
     assert all(rate > 0 for _, rate in rows)
 
 

@@ -14,12 +14,13 @@ from functools import cache
 from importlib import resources
 from typing import Literal, get_args
 
-from redis.commands.core import Script
+import redis.asyncio
+from redis.commands.core import AsyncScript, Script
 
 from config.routing_models import Strategy
 from workers.store.connections import RedisClient
 
-__all__ = ["FRAGMENTS", "SCRIPTS", "STRATEGIES", "ScriptName", "load_script", "script_source"]
+__all__ = ["FRAGMENTS", "SCRIPTS", "STRATEGIES", "ScriptName", "load_async_script", "load_script", "script_source"]
 
 ScriptName = Literal[
     "agent_set",
@@ -32,6 +33,7 @@ ScriptName = Literal[
     "delivery_settle",
     "lead_accept",
     "lead_bury",
+    "lead_intake",
     "lead_transition",
     "lead_unlock",
     "outcome_add",
@@ -75,3 +77,8 @@ def script_source(name: ScriptName, *, strategy: Strategy | None = None) -> str:
 def load_script(client: RedisClient, name: ScriptName, *, strategy: Strategy | None = None) -> Script:
     """A callable script bound to `client` (no round trip: Redis learns it on first use, by its SHA)."""
     return client.register_script(script_source(name, strategy=strategy))
+
+
+def load_async_script(client: redis.asyncio.Redis, name: ScriptName) -> AsyncScript:
+    """`load_script` for a `redis.asyncio` client (the API's intake)."""
+    return client.register_script(script_source(name))

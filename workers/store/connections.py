@@ -13,15 +13,18 @@ sentinels' own.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias
 from urllib.parse import parse_qs, unquote
 
 import redis
+import redis.asyncio
+import redis.asyncio.sentinel
 import redis.cluster
 from redis.sentinel import Sentinel
 
 __all__ = [
-    "DEFAULT_REDIS_URL", "RedisClient", "SentinelTarget", "broker_for", "connect", "masked", "parse_sentinel_url",
+    "DEFAULT_REDIS_URL", "RedisClient", "SentinelTarget", "broker_for", "connect", "connect_async", "masked",
+    "parse_sentinel_url",
     "redis_url",
 ]
 
@@ -85,28 +88,34 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
     )
 
 
+def _client_options(timeout: float) -> dict[str, Any]:
+    """Every client returns str and has bounded timeouts, so a dead server fails fast."""
+    return {
+        "decode_responses": True, "socket_timeout": timeout, "socket_connect_timeout": timeout,
+        "health_check_interval": 30, "retry_on_timeout": False,
+    }
+
+
+def _sentinel_options(target: SentinelTarget, timeout: float) -> dict[str, object]:
+    options: dict[str, object] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if target.sentinel_password:
+        options["password"] = target.sentinel_password
+    return options
+
+
 def connect(url: str, *, timeout: float = 5.0) -> redis.Redis:
     """A client that returns str, with bounded timeouts so a dead server fails fast (and follows a failover)."""
     if is_sentinel_url(url):
         target = parse_sentinel_url(url)
-        sentinel_kwargs: dict[str, object] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-        if target.sentinel_password:
-            sentinel_kwargs["password"] = target.sentinel_password
-        sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            list(target.sentinels), sentinel_kwargs=_sentinel_options(target, timeout)
+        )
         client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
             target.service, db=target.db, password=target.password, username=target.username, ssl=target.ssl,
-            decode_responses=True, socket_timeout=timeout, socket_connect_timeout=timeout,
-            health_check_interval=30, retry_on_timeout=False,
+            **_client_options(timeout),
         )
         return client
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        health_check_interval=30,
-        retry_on_timeout=False,
-    )
+    return redis.Redis.from_url(url, **_client_options(timeout))
 
 
 def broker_for(url: str) -> tuple[str, dict[str, object]]:
@@ -130,3 +139,21 @@ def masked(url: str) -> str:
     credentials, _, tail = rest.partition("@")
     user = credentials.partition(":")[0]
     return f"{scheme}://{user}:***@{tail}"
+
+
+def connect_async(url: str, *, timeout: float = 5.0) -> redis.asyncio.Redis:
+    """The asyncio twin of `connect` (Sentinel too), for the API's event loop; it connects on first use, there."""
+    if is_sentinel_url(url):
+        target = parse_sentinel_url(url)
+        sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            list(target.sentinels), sentinel_kwargs=_sentinel_options(target, timeout)
+        )
+        tls: dict[str, Any] = (
+            {"connection_class": redis.asyncio.sentinel.SentinelManagedSSLConnection} if target.ssl else {}
+        )
+        client: redis.asyncio.Redis = sentinel.master_for(
+            target.service, db=target.db, password=target.password, username=target.username,
+            **tls, **_client_options(timeout),
+        )
+        return client
+    return redis.asyncio.Redis.from_url(url, **_client_options(timeout))

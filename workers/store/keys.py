@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SCHEMA_VERSION", "Keys"]
+__all__ = ["SCHEMA_VERSION", "Keys", "broker_queue"]
 
 #: The key layout in force: 2 is "every key under one hash tag" (1 was `<prefix>:...`, untagged).
 SCHEMA_VERSION = 2
@@ -234,3 +234,12 @@ class Keys:
         if not legacy_key.startswith(head):
             raise ValueError(f"{legacy_key!r} is not a key of prefix {self.prefix!r}")
         return f"{self.tag}:{legacy_key.removeprefix(head)}"
+
+
+def broker_queue(queue: str) -> str:
+    """List: a Celery queue on a Redis broker (kombu's key for priority 0 is the queue's own name).
+
+    Not under the router's prefix or hash tag: Celery owns it. The intake writes to it only when the broker is
+    the lead store's own Redis database (see workers/task_message.py); a Redis Cluster is never a Celery broker.
+    """
+    return queue

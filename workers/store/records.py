@@ -21,8 +21,7 @@ from workers.store.lead_record import DELIVERED, FINAL, OPEN, LeadRecord, Status
 
 __all__ = [
     "DELIVERED", "FINAL", "MAX_EVENTS", "OPEN", "AcceptOutcome", "Accepted", "LeadRecord", "LeadStore",
-    "NotReplicatedError", "Status",
-    "fingerprint",
+    "NotReplicatedError", "Status", "accept_outcome", "fingerprint", "new_record",
 ]
 
 
@@ -40,6 +39,23 @@ class NotReplicatedError(redis.RedisError):
 
     A RedisError, so the API answers 503 and the CRM retries (the retry is idempotent; it waits again).
     """
+
+
+def new_record(*, lead_id: str, payload: Mapping[str, Any], source: str, stamp: int) -> dict[str, str]:
+    """The fields of a lead recorded at `stamp` (ms): accepted, with its payload and fingerprint, nothing tried."""
+    at = iso(stamp)
+    return {
+        "id": lead_id,
+        "status": Status.ACCEPTED,
+        "source": source,
+        "payload": json.dumps(payload, sort_keys=True),
+        "fingerprint": fingerprint(payload),
+        "created_at": at,
+        "created_ms": str(stamp),
+        "updated_at": at,
+        "attempts": "0",
+        "crashes": "0",
+    }
 
 
 #: Recording a lead: created now, already there with the same payload, or there with a different one.
@@ -79,18 +95,7 @@ class LeadStore:
     def accept(self, *, lead_id: str, payload: Mapping[str, Any], source: str) -> Accepted:
         """Record a new lead as accepted (and due for delivery), or report what is already there."""
         stamp = now_ms()
-        fields: dict[str, str] = {
-            "id": lead_id,
-            "status": Status.ACCEPTED,
-            "source": source,
-            "payload": json.dumps(payload, sort_keys=True),
-            "fingerprint": fingerprint(payload),
-            "created_at": iso(stamp),
-            "created_ms": str(stamp),
-            "updated_at": iso(stamp),
-            "attempts": "0",
-            "crashes": "0",
-        }
+        fields = new_record(lead_id=lead_id, payload=payload, source=source, stamp=stamp)
         args: list[str] = [fields["fingerprint"], str(stamp + self._lease_ms), lead_id, str(stamp)]
         for name, value in fields.items():
             args += [name, value]
@@ -110,7 +115,7 @@ class LeadStore:
             outcome, status = self._accept(keys=keys, args=args)
         if outcome == "created":
             self.event(lead_id, "accepted", source=source)
-        return Accepted(outcome=_accept_outcome(outcome), status=str(status))
+        return Accepted(outcome=accept_outcome(outcome), status=str(status))
 
     def get(self, lead_id: str) -> LeadRecord | None:
         """The lead's record, or None when there is no such lead."""
@@ -217,7 +222,7 @@ class LeadStore:
         return bool(self._redis.exists(self._keys.lead_lock(lead_id)))
 
 
-def _accept_outcome(value: object) -> AcceptOutcome:
+def accept_outcome(value: object) -> AcceptOutcome:
     text = str(value)
     for outcome in get_args(AcceptOutcome):
         if text == outcome:

@@ -23,7 +23,7 @@ class CallbackAnswer(BaseModel):
     result: str
 
 
-def _check_secret(settings: SettingsDep, secret: str) -> None:
+async def _check_secret(settings: SettingsDep, secret: str) -> None:
     configured = settings.router_callback_secret
     expected = configured.get_secret_value() if configured else ""
     if not expected or not secrets.compare_digest(secret.encode(), expected.encode()):

@@ -1,4 +1,4 @@
-"""`/v1/leads`: take a lead in (202), read its record."""
+"""`/v1/leads`: take a lead in (202), read its record (with a credential)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from router.api.deps import EnqueueDep, ServicesDep, StoreDep, VerifierDep
+from router.api.deps import EnqueueDep, FrontDoorDep, ReaderDep, ServicesDep, StoreDep, VerifierDep
 from router.api.records_view import record_view
 from router.api.schemas import LeadAccepted, LeadIn, LeadRecord, Problem
 from router.api.signatures import SignatureError
-from router.intake.lead_intake import EnqueueFailed, IntakeConflict, UnknownPool, take_lead
+from router.intake.lead_intake import EnqueueFailed, IntakeConflict, UnknownPool, accept_lead, take_lead
 from workers.json_input import loads_untrusted
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"])
@@ -37,13 +37,15 @@ _LEAD_BODY: dict[str, Any] = {
     responses={
         200: {"model": LeadAccepted, "description": "already received with the same payload"},
         401: {"model": Problem}, 409: {"model": Problem}, 413: {"model": Problem},
+        415: {"model": Problem, "description": "the body is not declared as JSON"},
         422: {"model": Problem}, 503: {"model": Problem},
     },
 )
 async def post_lead(
-    request: Request, services: ServicesDep, verifier: VerifierDep, enqueue: EnqueueDep
+    request: Request, services: ServicesDep, door: FrontDoorDep, verifier: VerifierDep, enqueue: EnqueueDep
 ) -> JSONResponse:
     """Take one lead: verify the signature (if configured), validate, record, enqueue; 202 once kept."""
+    _require_json(request.headers.get("content-type"))
     body = await request.body()
     try:
         webhook_id = verifier.verify(headers=request.headers, body=body)
@@ -53,10 +55,17 @@ async def post_lead(
     lead = _parse(body)
     structlog.contextvars.bind_contextvars(lead_id=lead.id)
     try:
-        result = await run_in_threadpool(
-            take_lead, lead, store=services.store, enqueue=enqueue, source="api", pools=services.pool_names,
-            webhook_id=webhook_id,
-        )
+        if door.queues_itself:
+            request_id = structlog.contextvars.get_contextvars().get("request_id") or ""
+            result = await accept_lead(
+                lead, door=door, source="api", pools=services.pool_names, webhook_id=webhook_id,
+                request_id=request_id,
+            )
+        else:  # the broker is elsewhere: publish through Celery, off the event loop
+            result = await run_in_threadpool(
+                take_lead, lead, store=services.store, enqueue=enqueue, source="api", pools=services.pool_names,
+                webhook_id=webhook_id,
+            )
     except UnknownPool as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
     except IntakeConflict as exc:
@@ -71,13 +80,36 @@ async def post_lead(
     return JSONResponse(payload.model_dump(), status_code=code)
 
 
-@router.get("/{lead_id:path}", response_model=LeadRecord, responses={404: {"model": Problem}})
+@router.get(
+    "/{lead_id:path}",
+    response_model=LeadRecord,
+    dependencies=[ReaderDep],
+    responses={
+        401: {"model": Problem, "description": "no or a wrong bearer token"},
+        403: {"model": Problem, "description": "reading leads is off (no ROUTER_READ_TOKEN nor ROUTER_ADMIN_TOKEN)"},
+        404: {"model": Problem},
+    },
+)
 async def get_lead(lead_id: str, store: StoreDep) -> LeadRecord:
-    """The lead's record: status, agent and why, attempts with Ryng's answers, callbacks, history."""
+    """The lead's record: status, agent and why, attempts with Ryng's answers, callbacks, history.
+
+    Needs `Authorization: Bearer <ROUTER_READ_TOKEN or ROUTER_ADMIN_TOKEN>`.
+    """
     view = await run_in_threadpool(record_view, store, lead_id)
     if view is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no lead with id {lead_id!r}")
     return view
+
+
+def _require_json(content_type: str | None) -> None:
+    """Only `application/json` and `application/<anything>+json` (parameters such as charset allowed): 415."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media == "application/json" or (media.startswith("application/") and media.endswith("+json")):
+        return
+    raise HTTPException(
+        status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+        f"a lead must be sent as JSON with content-type application/json (got {media[:100] or 'none'!r})",
+    )
 
 
 def _parse(body: bytes) -> LeadIn:

@@ -163,6 +163,7 @@ def test_redis_down_gets_a_non_200_so_ryng_retries(tmp_path: Path, valkey_port: 
     secret = uuid.uuid4().hex
     stack = Stack(redis_url=f"redis://127.0.0.1:{port}/0", tmp=tmp_path, settings={
         "ROUTER_AGENTS": "alice,bob", "ROUTER_KEY_PREFIX": "cbdown", "ROUTER_CALLBACK_SECRET": secret,
+        "ROUTER_READ_TOKEN": "test-read-token",
     })
     try:
         stack.start_api()

@@ -120,3 +120,17 @@ def test_normalised_is_json_ready_and_round_trips() -> None:
     payload = parsed.normalised()
     assert json.loads(json.dumps(payload)) == payload
     assert LeadIn.model_validate(payload).normalised() == payload
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_non_finite_numbers_are_refused(value: float) -> None:
+    with pytest.raises(ValidationError):
+        LeadIn.model_validate(lead(fields={"n": value}))
+
+
+def test_numbers_are_held_to_the_field_length_too() -> None:
+    LeadIn.model_validate(lead(fields={"n": 10**999}))  # 1000 digits: at the limit
+    with pytest.raises(ValidationError, match="longer than 1000 characters"):
+        LeadIn.model_validate(lead(fields={"n": 10**1000}))
+    with pytest.raises(ValidationError, match="longer than 1000 characters"):
+        LeadIn.model_validate(lead(fields={"n": -(10**999)}))
