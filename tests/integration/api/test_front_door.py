@@ -3,6 +3,7 @@ and a lead taken in one Redis call is a task Celery's workers run and Flower's e
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections.abc import Callable
@@ -128,10 +129,14 @@ def test_a_lead_taken_in_one_call_is_a_task_flower_sees_sent_received_and_run(
     app = Celery(broker=redis_url)
     connection = app.connection_for_read()
 
+    receivers: list[Any] = []
+
     def listen() -> None:  # what Flower does: a Celery event receiver on the broker
         receiver = app.events.Receiver(connection, handlers={"*": events.append})
+        receivers.append(receiver)
         listening.set()
-        receiver.capture(limit=None, timeout=40, wakeup=False)
+        with contextlib.suppress(TimeoutError, OSError):  # no events for 40 s: this listener is done
+            receiver.capture(limit=None, timeout=40, wakeup=False)
 
     thread = threading.Thread(target=listen, daemon=True)
     thread.start()
@@ -155,4 +160,8 @@ def test_a_lead_taken_in_one_call_is_a_task_flower_sees_sent_received_and_run(
         lambda: (done := by_kind("task-succeeded")) and set(sent) <= set(done) and done, timeout=20, what="run"
     )
     assert set(sent) <= set(by_kind("task-received")) and set(sent) <= set(succeeded)
+    for receiver in receivers:  # stop listening before the next test runs: no thread outlives its test
+        receiver.should_stop = True
+    thread.join(15)
+    assert not thread.is_alive()
     connection.release()
