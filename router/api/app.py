@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from config.settings import Settings, get_settings
+from router.api.deps import Intake
 from router.api.limits import BodyLimitMiddleware
 from router.api.request_log import RequestLogMiddleware, mask_path
 from router.api.routes import admin, agents, callbacks, health, leads, routing, sources
@@ -45,6 +46,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.verifier = build_verifier(settings)
         app.state.enqueue = enqueue
         app.state.front_door = services.front_door  # its asyncio Redis client belongs to this event loop
+        app.state.intake = Intake(
+            services=services, door=services.front_door, verifier=app.state.verifier, enqueue=enqueue
+        )
         follower = asyncio.create_task(services.routing_watch.follow(services.adopt_routing))
         try:
             yield

@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from router.api.deps import EnqueueDep, FrontDoorDep, ReaderDep, ServicesDep, StoreDep, VerifierDep
+from router.api.deps import IntakeDep, ReaderDep, StoreDep
 from router.api.records_view import record_view
 from router.api.schemas import LeadAccepted, LeadIn, LeadRecord, Problem
 from router.api.signatures import SignatureError
@@ -41,20 +41,19 @@ _LEAD_BODY: dict[str, Any] = {
         422: {"model": Problem}, 503: {"model": Problem},
     },
 )
-async def post_lead(
-    request: Request, services: ServicesDep, door: FrontDoorDep, verifier: VerifierDep, enqueue: EnqueueDep
-) -> JSONResponse:
+async def post_lead(request: Request, intake: IntakeDep) -> JSONResponse:
     """Take one lead: verify the signature (if configured), validate, record, enqueue; 202 once kept."""
     _require_json(request.headers.get("content-type"))
     body = await request.body()
     try:
-        webhook_id = verifier.verify(headers=request.headers, body=body)
+        webhook_id = intake.verifier.verify(headers=request.headers, body=body)
     except SignatureError as exc:
         log.warning("webhook_signature_rejected", reason=exc.reason)  # the only trace a refusal leaves
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"webhook signature rejected: {exc.reason}") from None
     lead = _parse(body)
     structlog.contextvars.bind_contextvars(lead_id=lead.id)
     try:
+        services, door = intake.services, intake.door
         if door.queues_itself:
             request_id = structlog.contextvars.get_contextvars().get("request_id") or ""
             result = await accept_lead(
@@ -63,8 +62,8 @@ async def post_lead(
             )
         else:  # the broker is elsewhere: publish through Celery, off the event loop
             result = await run_in_threadpool(
-                take_lead, lead, store=services.store, enqueue=enqueue, source="api", pools=services.pool_names,
-                webhook_id=webhook_id,
+                take_lead, lead, store=services.store, enqueue=intake.enqueue, source="api",
+                pools=services.pool_names, webhook_id=webhook_id,
             )
     except UnknownPool as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
