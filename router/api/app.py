@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from config.settings import Settings, get_settings
 from router.api.deps import Intake
+from router.api.intake_endpoint import IntakeEndpoint
 from router.api.limits import BodyLimitMiddleware
 from router.api.request_log import RequestLogMiddleware, mask_path
 from router.api.routes import admin, agents, callbacks, health, leads, routing, sources
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Routes CRM leads to Ryng agents with a cross-campaign round robin.",
         lifespan=lifespan,
     )
+    app.add_middleware(IntakeEndpoint)  # innermost of ours: `POST /v1/leads` is served here, limited and logged
     app.add_middleware(
         BodyLimitMiddleware,
         max_body_bytes=settings.router_max_body_bytes,
