@@ -12,6 +12,7 @@ import typer
 from config.logging import configure_logging
 from config.routing import RoutingConfigError, load_routing
 from config.settings import Settings, get_settings
+from router.cli.ports import refuse_busy_port
 from router.cli.settings import services_or_exit, settings_or_exit
 from workers.store.connections import redis_url
 
@@ -55,10 +56,12 @@ def api(
 
     settings = settings_or_exit()
     _startup(settings)
+    bind_host, bind_port = host or settings.router_host, port or settings.router_port
+    refuse_busy_port("api", bind_host, bind_port, fix="ROUTER_PORT / --port")
     uvicorn.run(
         create_app(settings),
-        host=host or settings.router_host,
-        port=port or settings.router_port,
+        host=bind_host,
+        port=bind_port,
         log_config=None,
         access_log=False,
         **uvicorn_limits(  # type: ignore[arg-type]
@@ -92,7 +95,7 @@ def run(
     flower_port: Annotated[int, typer.Option(help="Flower's port (0: no Flower)")] = 5555,
 ) -> None:
     """Start everything for development: embedded Redis, the Ryng sandbox (without a token), API, worker."""
-    settings = settings_or_exit()
+    settings = settings_or_exit(find_run=False, announce=False)
     _startup(settings)
     from router.cli.runner import run_all
 
