@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +12,7 @@ from config.logging import configure_logging
 from config.routing import RoutingConfigError, load_routing
 from config.settings import Settings, get_settings
 from router.cli.ports import refuse_busy_port
-from router.cli.settings import services_or_exit, settings_or_exit
+from router.cli.settings import settings_or_exit
 from workers.store.connections import redis_url
 
 app = typer.Typer(
@@ -102,18 +101,6 @@ def run(
     raise typer.Exit(run_all(settings, concurrency=concurrency, flower_port=flower_port or None))
 
 
-@app.command()
-def explain(lead_id: str) -> None:
-    """Why a lead went where it went: status, agent, pool, rule, strategy, skipped agents, attempts."""
-    from router.api.records_view import record_view
-
-    view = record_view(services_or_exit().store, lead_id)
-    if view is None:
-        typer.echo(f"no lead with id {lead_id!r}", err=True)
-        raise typer.Exit(1)
-    typer.echo(json.dumps(view.model_dump(exclude_none=True), indent=2))
-
-
 @app.command("import")
 def import_leads(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV with id,number[,name,pool,agent,...]")],
@@ -178,6 +165,7 @@ def consume(
 def _register() -> None:
     from router.cli.agents import register as register_agents
     from router.cli.dead import dead_app, delivery_app
+    from router.cli.explain import register as register_explain
     from router.cli.export import register as register_export
     from router.cli.routing import register as register_routing
     from router.cli.sandbox import sandbox
@@ -185,6 +173,7 @@ def _register() -> None:
 
     app.command("sandbox")(sandbox)
     register_agents(app)
+    register_explain(app)
     app.add_typer(dead_app, name="dead", help="Dead letters: list, show, replay, purge.")
     app.add_typer(delivery_app, name="delivery", help="Delivery to Ryng: status, resume after a 403 pause.")
     register_routing(app)
