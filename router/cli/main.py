@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import redis
@@ -101,38 +100,6 @@ def run(
     raise typer.Exit(run_all(settings, concurrency=concurrency, flower_port=flower_port or None))
 
 
-@app.command("import")
-def import_leads(
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV with id,number[,name,pool,agent,...]")],
-    source: Annotated[str, typer.Option(
-        help="a source of the routing file: each row is that CRM's record, mapped; else the name recorded on each "
-             "lead (rules can match it)")] = "csv",
-) -> None:
-    """Import leads from a CSV file: every other column becomes a lead field. Bad rows are listed, not fatal."""
-    from router.intake.csv_import import import_csv
-    from router.intake.sources.intake import book_for
-    from workers.services import Services
-    from workers.tasks import enqueue
-
-    settings = settings_or_exit()
-    _startup(settings)
-    services = Services.from_settings(settings)
-    services.migrate()
-    try:
-        pools = sorted(services.pool_names)
-        mapping = book_for(services.routing).get(source)
-        report = import_csv(path, store=services.store, enqueue=enqueue, source=source, pools=pools, mapping=mapping)
-    except (ValueError, UnicodeDecodeError) as exc:
-        typer.echo(f"lead-router import: {exc}", err=True)
-        raise typer.Exit(2) from None
-    finally:
-        services.close()
-    for error in report.errors:
-        typer.echo(f"rejected {error}", err=True)
-    typer.echo(f"{report.taken} taken, {report.duplicates} already known, {len(report.errors)} rejected")
-    raise typer.Exit(1 if report.errors else 0)
-
-
 @app.command()
 def consume(
     queue: Annotated[str, typer.Option(help="queue to read JSON leads from")] = "crm-leads",
@@ -167,6 +134,7 @@ def _register() -> None:
     from router.cli.dead import dead_app, delivery_app
     from router.cli.explain import register as register_explain
     from router.cli.export import register as register_export
+    from router.cli.importer import register as register_import
     from router.cli.routing import register as register_routing
     from router.cli.sandbox import sandbox
     from router.cli.sources import register as register_sources
@@ -174,6 +142,7 @@ def _register() -> None:
     app.command("sandbox")(sandbox)
     register_agents(app)
     register_explain(app)
+    register_import(app)
     app.add_typer(dead_app, name="dead", help="Dead letters: list, show, replay, purge.")
     app.add_typer(delivery_app, name="delivery", help="Delivery to Ryng: status, resume after a 403 pause.")
     register_routing(app)
