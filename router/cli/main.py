@@ -12,7 +12,7 @@ from config.routing import RoutingConfigError, load_routing
 from config.settings import Settings, get_settings
 from router.cli.ports import refuse_busy_port
 from router.cli.settings import settings_or_exit
-from workers.store.connections import redis_url
+from workers.store.connections import masked, redis_url
 
 app = typer.Typer(
     name="lead-router",
@@ -157,8 +157,9 @@ def main() -> None:
     try:
         app(prog_name="lead-router")
     except redis.ConnectionError as exc:  # an operator command with no Redis to talk to: one line, no traceback
-        url = redis_url(get_settings().redis_url)
-        typer.echo(f"lead-router: cannot reach Redis at {url} ({exc}); set REDIS_URL", err=True)
+        url = masked(redis_url(get_settings().redis_url))
+        typer.echo(f"lead-router: cannot reach Redis at {url} ({exc}); set REDIS_URL, or start `make run` in this "
+                   "folder", err=True)
         raise SystemExit(2) from None
 
 
