@@ -33,7 +33,7 @@ OUTCOMES = {
 
 def _pick_line(entry: Mapping[str, Any]) -> list[str]:
     outcome = entry.get("outcome") or "assigned"
-    rule = f"rule {entry['rule']!r}" if entry.get("rule") else "no rule matched (default pool)"
+    rule = f"rule {entry['rule']!r}" if entry.get("rule") else "no rule matched"
     if entry.get("agent"):
         head = f"picked {entry['agent']} from pool {entry.get('pool') or '-'} ({rule}; strategy " \
                f"{entry.get('strategy') or '-'}: {entry.get('reason') or '-'})"

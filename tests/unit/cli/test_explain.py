@@ -31,7 +31,7 @@ def test_a_retried_then_dead_lead_reads_as_what_happened() -> None:
     assert "dead: Ryng rejected the lead (422): Invalid number" in text
     assert "2 attempt(s) to Ryng; last answer 422 'Invalid number'" in text
     assert "created    2026-01-02T10:00:00.000Z" in text
-    assert "picked carol from pool motor (no rule matched (default pool); strategy least_busy" in text
+    assert "picked carol from pool motor (no rule matched; strategy least_busy" in text
     assert "skipped dave: off shift" in text and "skipped erin: at capacity (open leads)" in text
     assert ("2026-01-02T10:00:02.000Z  attempt 1: Ryng answered 503 'busy' in 12 ms — failed, retried later"
             in text)
