@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     celery_visibility_timeout: int = Field(default=3600, ge=5, le=86_400)
     router_key_prefix: str = Field(default="lr", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     router_embedded_redis_dir: str = "var/redis"
+    router_embedded_redis_port: int = Field(
+        default=6390, ge=1, le=65535, description="`lead-router run`'s embedded Redis port (kept from run to run)")
+    router_run_dir: str = Field(
+        default="var", description="`lead-router run`'s kept secrets and run.env (where the CLI finds its Redis)")
     # --- Scale-out and failover ----------------------------------------------------------------------
     celery_queue: str = Field(default="leads", pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
                               description="the broker queue the workers take delivery tasks from")

@@ -29,6 +29,7 @@ def sandbox(
     seed: Annotated[int | None, typer.Option(help="Seed for random failures and call outcomes.")] = None,
 ) -> None:
     """Run the Ryng sandbox: Ryng's Create Campaign API, in memory, with faults and simulated callbacks."""
+    from router.cli.ports import refuse_busy_port
     from router.sandbox import SandboxOptions, parse_agents, serve  # the web stack, only when the sandbox runs
 
     try:
@@ -46,5 +47,6 @@ def sandbox(
         )
     except (ValueError, ValidationError) as exc:
         raise typer.BadParameter(str(exc)) from exc
+    refuse_busy_port("sandbox", host, port, fix="SANDBOX_PORT / --port")
     typer.echo(f"RYNG_BASE_URL=http://{host}:{port}/rest-api/v1")
     serve(host=host, port=port, options=options)

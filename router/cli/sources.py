@@ -28,7 +28,7 @@ _BY_SUFFIX = {".json": "application/json", ".xml": "text/xml", ".form": "applica
 
 
 def _book() -> SourceBook:
-    settings = settings_or_exit()
+    settings = settings_or_exit(announce=False)
     try:
         routing = load_routing(path=settings.router_routing_file, agents=settings.agents)
     except RoutingConfigError as exc:
