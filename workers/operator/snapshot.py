@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
@@ -26,6 +26,9 @@ from workers.routing.assigner import Assigner
 from workers.routing.schedule import off_shift
 from workers.store.connections import RedisClient
 from workers.store.keys import Keys, broker_queue
+
+if TYPE_CHECKING:
+    from workers.services import Services
 
 __all__ = [
     "AgentRow", "Budget", "DeadRow", "LeadRow", "PoolRow", "Snapshot", "SnapshotReader", "WaitingGroup",
@@ -149,6 +152,23 @@ class SnapshotReader:
         self._queue = queue
         self._recent = recent
         self._dead = dead
+
+    @classmethod
+    def for_services(cls, services: Services) -> SnapshotReader:
+        """A reader over the router's own Redis, limiter and routing; the queue is counted when the broker is the
+        same Redis database (else `queue_depth` is null)."""
+        from workers.services import LIMITER_WINDOW_SECONDS
+        from workers.store.connections import redis_url
+        from workers.task_message import same_redis
+
+        settings = services.settings
+        broker = settings.celery_broker_url
+        on_store = broker is None or same_redis(redis_url(settings.redis_url), broker)
+        return cls(
+            services.redis, keys=services.keys, assigner=services.assigner,
+            limit=settings.ryng_rate_limit_per_min, window_seconds=LIMITER_WINDOW_SECONDS,
+            queue=settings.celery_queue if on_store else None,
+        )
 
     def take(self) -> Snapshot:
         now = time.time()
