@@ -1,0 +1,46 @@
+"""`lead-router status` against real Redis and a real worker (for the Celery ping)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+
+import pytest
+
+from router.cli.status import redis_source
+from tests.harness import Stack, cli
+
+
+def _status(stack: Stack, *args: str) -> str:
+    done = subprocess.run(cli("status", *args), env=stack.env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_status_names_the_redis_the_workers_the_agents_and_the_pause(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(ROUTER_ADMIN_TOKEN="status-admin")
+    stack.start_api()
+    before = _status(stack)
+    assert "Workers    0 online" in before
+    assert f"Redis      {stack.redis_url}  (from REDIS_URL)" in before
+
+    stack.start_worker(concurrency=1, name="statusnode")
+    auth = {"authorization": "Bearer status-admin"}
+    assert stack.client.post(f"{stack.api_url}/v1/admin/agents/bob/pause", headers=auth,
+                             json={"reason": "training"}).status_code == 200
+    out = _status(stack)
+    assert "Workers    1 online: statusnode@" in out
+    assert "Delivery   running" in out
+    assert "Budget     6000 of 6000 Ryng requests left" in out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert "available" in lines["alice"] and "paused (training)" in lines["bob"]
+    assert "next: alice" in out
+    assert "Queue      0 queued" in out and "Dead       0" in out and "Callbacks  0 unmatched" in out
+
+
+def test_status_masks_the_redis_password_and_says_where_the_url_came_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://user:s3cret@redis.example:6380/2")
+    source = redis_source("redis://user:s3cret@redis.example:6380/2")
+    assert source.url == "redis://user:***@redis.example:6380/2" and source.source == "REDIS_URL"
+    monkeypatch.delenv("REDIS_URL")
+    assert redis_source(None).source == "default"
