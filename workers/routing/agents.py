@@ -3,7 +3,8 @@
 Changes apply to the next pick on every worker. The keys (agent hashes, pools, reservations) are listed in
 `docs/KEYS.md`; the agent hash holds ordinal, id, weight, capacity, wrap_up_ms (from configuration, written by
 `Assigner.sync`); paused, pause_reason, paused_at, weight_set, capacity_set (live overrides, kept across
-restarts); open, assigned, last_ms, released_ms, wrap_until (kept by the pick and release scripts).
+restarts); open, assigned, last_ms, released_ms, wrap_until, picks_day and picks_today (the picks of that UTC day,
+by its number since the epoch) (kept by the pick and release scripts).
 """
 
 from __future__ import annotations
