@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from collections.abc import Callable
 
@@ -44,3 +45,23 @@ def test_status_masks_the_redis_password_and_says_where_the_url_came_from(monkey
     assert source.url == "redis://user:***@redis.example:6380/2" and source.source == "REDIS_URL"
     monkeypatch.delenv("REDIS_URL")
     assert redis_source(None).source == "default"
+
+
+def test_status_watch_redraws_until_ctrl_c(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack()
+    proc = subprocess.Popen(cli("status", "--watch"), env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        seen = 0
+        for line in proc.stdout:
+            seen += "Redis      " in line  # (the clear-screen code is dropped when the output is not a terminal)
+            if seen == 2:  # a second picture came by itself
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert seen == 2
+    assert proc.returncode == 0 and "Traceback" not in err, err
