@@ -10,10 +10,17 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.harness import Stack
+from workers.store.connections import connect
+from workers.store.keys import Keys
+from workers.store.pause import DeliveryPause
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 CHROMIUM = os.environ.get("LEAD_ROUTER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 ADMIN_TOKEN = "browser-admin-token"
@@ -54,8 +61,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _state(page: object, agent: str) -> str:
-    return str(page.get_attribute(f"tr[data-agent={agent}]", "data-state"))  # type: ignore[attr-defined]
+def _state(page: Page, agent: str) -> str:
+    return str(page.get_attribute(f"tr[data-agent={agent}]", "data-state"))
 
 
 def test_the_page_follows_routing_live_and_pauses_an_agent(make_stack: Callable[..., Stack], tmp_path: Path) -> None:
@@ -83,6 +90,7 @@ def test_the_page_follows_routing_live_and_pauses_an_agent(make_stack: Callable[
             assert page.get_attribute("[data-pool=sales]", "data-next") == "alice"
             assert page.get_attribute("[data-pool=vip]", "data-next") == "erin"
             assert page.is_hidden("#paused-banner")
+            assert page.text_content("tr[data-agent=alice] .picks-today") == "0"
 
             # A lead routed over HTTP: the page moves on by itself.
             assert stack.post_lead({"id": "UI-1", "number": "998300001"}).status_code == 202
@@ -101,6 +109,13 @@ def test_the_page_follows_routing_live_and_pauses_an_agent(make_stack: Callable[
             assert {agent["name"]: agent["paused"] for agent in agents}["bob"] is True
             assert page.evaluate("window.__loadedOnce") is True
 
+            # Delivery paused (as after a Ryng 403): the banner shows, and goes when delivery resumes.
+            pause = DeliveryPause(connect(stack.redis_url), keys=Keys(stack.settings["ROUTER_KEY_PREFIX"]),
+                                  probe_seconds=60)
+            pause.pause(reason="Ryng answered 403: invalid token")
+            page.wait_for_selector("#paused-banner:not([hidden])", timeout=15_000)
+            assert "invalid token" in (page.text_content("#paused-banner") or "")
+
             shot = tmp_path / "routing-page.png"
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
@@ -108,5 +123,7 @@ def test_the_page_follows_routing_live_and_pauses_an_agent(make_stack: Callable[
 
             page.click("tr[data-agent=bob] button[data-action=resume]")
             page.wait_for_selector("tr[data-agent=bob][data-state=available]", timeout=15_000)
+            pause.resume()
+            page.wait_for_selector("#paused-banner[hidden]", state="attached", timeout=15_000)
         finally:
             browser.close()
