@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -70,7 +70,7 @@ def render(snapshot: Snapshot, *, redis: RedisSource, workers: list[str] | None)
         lines.append("Workers    unknown (the broker could not be asked)")
     else:
         lines.append(f"Workers    {len(workers)} online" + (f": {', '.join(sorted(workers))}" if workers else ""))
-    queue = "n/a (the broker is another Redis or server)" if snapshot.queue_depth is None else snapshot.queue_depth
+    queue = "unknown (the broker did not say)" if snapshot.queue_depth is None else snapshot.queue_depth
     lines.append(f"Queue      {queue} queued, {snapshot.in_flight} in flight")
     if snapshot.delivery_paused:
         lines.append(f"Delivery   PAUSED since {snapshot.paused_since}: {snapshot.pause_reason}"
@@ -122,6 +122,19 @@ def _ping() -> list[str] | None:
     return [name for reply in replies or [] for name in reply]
 
 
+def _broker_depth(queue: str) -> int | None:
+    """The delivery queue's length asked of the broker itself (a passive declare: RabbitMQ or another Redis)."""
+    from workers.celery_app import app as celery_app
+
+    try:
+        with celery_app.connection_for_read() as connection:
+            connection.ensure_connection(max_retries=1, timeout=int(PING_SECONDS))
+            channel: Any = connection.default_channel  # kombu's channels all take a passive queue_declare
+            return int(channel.queue_declare(queue=queue, passive=True).message_count)
+    except Exception:  # unreachable broker, or no such queue yet: the depth is unknown, the status still stands
+        return None
+
+
 def status(
     watch: Annotated[bool, typer.Option("--watch", help=f"refresh every {WATCH_SECONDS:g} s until Ctrl-C")] = False,
 ) -> None:
@@ -134,7 +147,10 @@ def status(
     reader = SnapshotReader.for_services(services)
     try:
         while True:
-            text = render(reader.take(), redis=source, workers=_ping())
+            snapshot = reader.take()
+            if snapshot.queue_depth is None:
+                snapshot.queue_depth = _broker_depth(services.settings.celery_queue)
+            text = render(snapshot, redis=source, workers=_ping())
             if not watch:
                 typer.echo(text)
                 return

@@ -90,3 +90,13 @@ def test_the_api_docs_load_their_assets_from_this_server(stack: Stack) -> None:
                 assert client.get(url).status_code == 200, url
             assert not re.search(r"https?://", html.text.replace("http://127.0.0.1", "")), f"{page} names a host"
         assert client.get("/openapi.json").status_code == 200
+
+
+def test_without_an_admin_token_the_page_is_off(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack()
+    stack.start_api()
+    with httpx.Client(base_url=stack.api_url, timeout=10.0) as client:
+        page = client.get("/ui")
+        assert page.status_code == 403 and "ROUTER_ADMIN_TOKEN" in page.text
+        assert client.get("/ui/snapshot").status_code == 403
+        assert client.post("/ui/login", data={"token": ""}).status_code == 403
