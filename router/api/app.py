@@ -10,13 +10,14 @@ import redis
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from config.settings import Settings, get_settings
 from router.api.deps import Intake
 from router.api.intake_endpoint import IntakeEndpoint
 from router.api.limits import BodyLimitMiddleware
 from router.api.request_log import RequestLogMiddleware, mask_path
-from router.api.routes import admin, agents, callbacks, health, leads, routing, sources
+from router.api.routes import admin, agents, callbacks, health, leads, routing, sources, ui
 from router.api.signatures import WebhookVerifier
 from workers.services import Services
 
@@ -57,7 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             follower.cancel()
             await services.aclose()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI's and ReDoc's files from the fastapi-offline package: no CDN.
+    app = FastAPIOffline(
         title="Ryng lead router",
         version="0.1.0",
         description="Routes CRM leads to Ryng agents with a cross-campaign round robin.",
@@ -77,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routing.router)
     app.include_router(admin.router)
     app.include_router(sources.router)
+    app.include_router(ui.router)
     _install_handlers(app, secrets=_secrets(settings))
     return app
 

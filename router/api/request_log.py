@@ -26,7 +26,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _MASK = "***"
-_QUIET = frozenset({"/healthz", "/readyz", "/metrics"})
+#: Paths polled often (probes, scrapes, the routing page every second): not logged per request.
+_QUIET = frozenset({"/healthz", "/readyz", "/metrics", "/ui/snapshot"})
 log = structlog.get_logger(__name__)
 
 

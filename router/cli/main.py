@@ -138,6 +138,7 @@ def _register() -> None:
     from router.cli.routing import register as register_routing
     from router.cli.sandbox import sandbox
     from router.cli.sources import register as register_sources
+    from router.cli.status import register as register_status
 
     app.command("sandbox")(sandbox)
     register_agents(app)
@@ -148,6 +149,7 @@ def _register() -> None:
     register_routing(app)
     register_export(app)
     register_sources(app)
+    register_status(app)
 
 
 _register()

@@ -165,6 +165,7 @@ def run_all(settings: Settings, *, concurrency: int, flower_port: int | None = 5
             print("lead-router run: the API did not start", file=sys.stderr)
             return 1
         where["api"] = f"{public_url}  (docs {public_url}/docs)"
+        where["page"] = f"{public_url}/ui  (the live routing page; sign in with the admin token)"
         where["worker"] = f"{concurrency} process(es); agents (name:Ryng id) {roster.replace(',', ', ')}"
         where["cli"] = f"lead-router ... in another terminal finds this Redis ({write_run_env(run_dir, run_env)})"
         credentials = _credentials(settings, env, password=password if flower_port else None)
