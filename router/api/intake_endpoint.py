@@ -29,7 +29,7 @@ from router.api.signatures import SignatureError
 from router.intake.lead_intake import EnqueueFailed, IntakeConflict, UnknownPool, accept_lead, take_lead
 from workers.json_input import loads_untrusted
 
-__all__ = ["LEADS_PATH", "IntakeEndpoint", "LeadAnswer", "answer_lead", "render"]
+__all__ = ["LEADS_PATH", "IntakeEndpoint", "LeadAnswer", "answer_lead", "refused_media", "render"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -51,10 +51,10 @@ def _problem(status: int, detail: Any) -> LeadAnswer:
 
 
 async def answer_lead(intake: Intake, *, headers: Mapping[str, str], body: bytes) -> LeadAnswer:
-    """Take one posted lead: verify the signature (if configured), validate, record, enqueue; 202 once kept."""
-    refused = _refused_media(headers.get("content-type"))
-    if refused is not None:
-        return refused
+    """Take one posted lead: verify the signature (if configured), validate, record, enqueue; 202 once kept.
+
+    The content type is the caller's to check first (`refused_media`), before reading the body.
+    """
     try:
         webhook_id = intake.verifier.verify(headers=headers, body=body)
     except SignatureError as exc:
@@ -91,7 +91,7 @@ async def answer_lead(intake: Intake, *, headers: Mapping[str, str], body: bytes
     return LeadAnswer(status, {"id": result.id, "status": result.status, "duplicate": result.duplicate})
 
 
-def _refused_media(content_type: str | None) -> LeadAnswer | None:
+def refused_media(content_type: str | None) -> LeadAnswer | None:
     """Only `application/json` and `application/<anything>+json` (parameters such as charset allowed): 415."""
     media = (content_type or "").split(";", 1)[0].strip().lower()
     if media == "application/json" or (media.startswith("application/") and media.endswith("+json")):
@@ -137,10 +137,13 @@ class IntakeEndpoint:
         ):
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
-        if body is None:
-            return  # the client left (or the body limits refused the body and answered): nothing to send
-        answer = await answer_lead(intake, headers=Headers(scope=scope), body=body)
+        headers = Headers(scope=scope)
+        answer = refused_media(headers.get("content-type"))  # before a byte of the body is read
+        if answer is None:
+            body = await _read_body(receive)
+            if body is None:
+                return  # the client left (or the body limits refused the body and answered): nothing to send
+            answer = await answer_lead(intake, headers=headers, body=body)
         content = render(answer)
         await send({
             "type": "http.response.start",

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from router.api.deps import IntakeDep, ReaderDep, StoreDep
-from router.api.intake_endpoint import answer_lead, render
+from router.api.intake_endpoint import answer_lead, refused_media, render
 from router.api.records_view import record_view
 from router.api.schemas import LeadAccepted, LeadIn, LeadRecord, Problem
 
@@ -41,7 +41,9 @@ async def post_lead(request: Request, intake: IntakeDep) -> Response:
     (Served by `router.api.intake_endpoint.IntakeEndpoint` ahead of FastAPI's routing; this route gives the
     same answers through `answer_lead`, and the schema.)
     """
-    answer = await answer_lead(intake, headers=request.headers, body=await request.body())
+    answer = refused_media(request.headers.get("content-type"))
+    if answer is None:
+        answer = await answer_lead(intake, headers=request.headers, body=await request.body())
     return Response(render(answer), status_code=answer.status, media_type="application/json")
 
 
