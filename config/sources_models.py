@@ -28,6 +28,7 @@ from jmespath.exceptions import JMESPathError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from config.conditions import Condition
+from config.fetch_models import MAPPING_KEYS, FetchConfig
 
 __all__ = [
     "OUTCOME_FIELDS",
@@ -39,6 +40,7 @@ __all__ = [
     "check_outcome_template",
     "check_path",
     "condition_paths",
+    "record_source",
     "source_problems",
 ]
 
@@ -184,6 +186,9 @@ class SourceConfig(_Model):
     outcome_template: dict[str, Any] | None = Field(
         default=None, description="reshapes the outcome: {placeholder} strings over its fields, nested tables"
     )
+    fetch: FetchConfig | None = Field(
+        default=None, description="read an id-only event's record from the CRM's API (see config.fetch_models)"
+    )
 
     @model_validator(mode="after")
     def _outcomes(self) -> SourceConfig:
@@ -191,6 +196,21 @@ class SourceConfig(_Model):
             raise ValueError("outcome_url needs outcome_secret_env: outcomes are always signed")
         if self.outcome_template is not None:
             check_outcome_template(self.outcome_template)
+        return self
+
+    @model_validator(mode="after")
+    def _fetch(self) -> SourceConfig:
+        fetch = self.fetch
+        if fetch is None:
+            return self
+        if fetch.url is None and fetch.defaults(self.preset) is None:
+            raise ValueError(f"fetch: give api (hubspot, meta, pipedrive) or url: preset {self.preset!r} has no API")
+        if fetch.id is not None:
+            check_path(fetch.id)
+        for path in fetch.placeholders():
+            check_path(path)
+        if self.name != _RECORD:  # the fetched record's mapping is checked once, here
+            record_source(self)
         return self
 
     @field_validator("events", "id", "fields_root")
@@ -242,6 +262,27 @@ class SourceConfig(_Model):
         return value
 
 
+#: The name of the mapping a fetched record goes through (never a source of its own).
+_RECORD = "fetched-record"
+
+
+def record_source(source: SourceConfig) -> SourceConfig:
+    """The mapping of a source's fetched records: `fetch.mapping`, else the source's own keys, else the API's.
+
+    The record id is the event's, so the result has no `id`, `events` or `filter`; it has the source's preset.
+    """
+    fetch = source.fetch
+    if fetch is None:
+        raise ValueError(f"source {source.name!r} declares no fetch")
+    api = fetch.defaults(source.preset)
+    own = source.model_dump(include=set(MAPPING_KEYS), exclude_unset=True)
+    data: dict[str, Any] = {**(api.mapping if api else {}), **own, **(fetch.mapping or {})}
+    try:
+        return SourceConfig.model_validate({"name": _RECORD, "preset": source.preset, "auth": "none", **data})
+    except ValueError as exc:
+        raise ValueError(f"fetch.mapping: {exc}") from None
+
+
 def source_problems(
     sources: tuple[SourceConfig, ...], *, pools: list[str], agents: list[str]
 ) -> list[tuple[tuple[str, ...], str]]:
@@ -263,6 +304,9 @@ def source_problems(
         auth = source.auth
         if isinstance(auth, SourceAuth) and auth.secret_env is not None and auth.secret() is None:
             problems.append(((*path, "auth", "secret_env"), f"environment variable {auth.secret_env} is not set"))
+        if source.fetch is not None and not os.environ.get(source.fetch.token_env):
+            problems.append(((*path, "fetch", "token_env"),
+                             f"environment variable {source.fetch.token_env} is not set"))
         if source.outcome_secret_env is not None and not os.environ.get(source.outcome_secret_env):
             problems.append(((*path, "outcome_secret_env"),
                              f"environment variable {source.outcome_secret_env} is not set"))

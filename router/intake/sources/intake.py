@@ -16,7 +16,7 @@ import structlog
 from config.routing import RoutingConfig
 from config.sources_models import SourceConfig
 from router.intake.lead_intake import IntakeResult, UnknownPool, take_lead
-from router.intake.sources.mapping import Mapped, SourceMapping
+from router.intake.sources.mapping import Mapped, MappingError, SourceMapping
 from workers.store.counters import Counters
 from workers.store.records import LeadStore
 
@@ -87,6 +87,8 @@ def take_payload(
 ) -> SourceTaken:
     """Map the payload (MappingError refuses it whole), check every lead's pool, then take each lead."""
     mapped: Mapped = source.mapping.map(payload)
+    if mapped.fetches:
+        raise MappingError("events that carry only an id cannot be taken yet: send events that carry the record")
     if pools is not None:
         for lead in mapped.leads:
             if lead.pool is not None and lead.pool not in pools:
