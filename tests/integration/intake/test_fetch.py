@@ -1,0 +1,190 @@
+"""Id-only CRM events over real HTTP: the API keeps the lead, a worker reads its record from the CRM's API (a
+stand-in HTTP server in the test process), then the lead is routed and posted to the sandbox like any other.
+
+The stand-in serves HubSpot's contacts API and Meta's Graph API paths; it can be down (503) for its first requests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from router.intake.sources.auth import sign_hubspot
+from tests.fixtures import crm
+from tests.harness import ROOT, Stack, cli, uvicorn_in_thread, wait_until
+
+HUBSPOT_TOKEN = "pat-na1-7c1e0d5a-hubspot-private-app"
+META_TOKEN = "EAAG-meta-page-token-93f1"
+HUBSPOT_SECRET = "hs-client-secret-fetch-31"
+
+
+class CrmApi:
+    """HubSpot's and Meta's record endpoints: 503 for the first `down_for` reads, 401 for a wrong token."""
+
+    def __init__(self, down_for: int) -> None:
+        self.down_for = down_for
+        self.records: dict[str, dict[str, Any]] = {
+            "65059681032": crm.HUBSPOT_CONTACT_RECORD, "444444444444": crm.META_LEAD_RECORD,
+        }
+        self.reads: list[tuple[str, int]] = []
+        self._lock = threading.Lock()
+
+    async def hubspot(self, request: Request) -> JSONResponse:
+        good = request.headers.get("authorization") == f"Bearer {HUBSPOT_TOKEN}"
+        return self._answer(request, good, request.path_params["id"])
+
+    async def meta(self, request: Request) -> JSONResponse:
+        good = request.query_params.get("access_token") == META_TOKEN
+        return self._answer(request, good, request.path_params["id"])
+
+    def _answer(self, request: Request, good_token: bool, record_id: str) -> JSONResponse:
+        with self._lock:
+            if len(self.reads) < self.down_for:
+                status, body = 503, {"message": "service unavailable"}
+            elif not good_token:
+                status, body = 401, {"message": "authentication failed"}
+            elif record_id in self.records:
+                status, body = 200, self.records[record_id]
+            else:
+                status, body = 404, {"status": "error", "message": "resource not found", "category": "OBJECT_NOT_FOUND"}
+            self.reads.append((request.url.path, status))
+        return JSONResponse(body, status_code=status)
+
+    def served(self, path: str) -> list[int]:
+        with self._lock:
+            return [status for seen, status in self.reads if seen == path]
+
+
+@pytest.fixture
+def crm_api() -> Iterator[tuple[CrmApi, str]]:
+    api = CrmApi(down_for=3)
+    app = Starlette(routes=[
+        Route("/crm/v3/objects/contacts/{id}", api.hubspot, methods=["GET"]),
+        Route("/v19.0/{id}", api.meta, methods=["GET"]),
+    ])
+    with uvicorn_in_thread(app) as (host, port):
+        yield api, f"http://{host}:{port}"
+
+
+def routing_file(tmp_path: Path, base: str) -> str:
+    path = tmp_path / "routing.toml"
+    path.write_text(f"""
+[[sources]]
+name = "hubspot"
+preset = "hubspot"
+country_code = "+91"
+auth = {{ scheme = "hubspot", secret_env = "HUBSPOT_SECRET", versions = ["v3"] }}
+filter = {{ field = "subscriptionType", equals = "contact.creation" }}
+
+[sources.fetch]
+token_env = "HUBSPOT_TOKEN"
+base_url = "{base}"
+
+[[sources]]
+name = "meta"
+auth = {{ scheme = "token", query = "key", secret_env = "META_HOOK_KEY" }}
+
+[sources.fetch]
+api = "meta"
+token_env = "META_TOKEN"
+base_url = "{base}"
+""")
+    return str(path)
+
+
+@pytest.fixture
+def stack(make_stack: Callable[..., Stack], tmp_path: Path, crm_api: tuple[CrmApi, str]) -> Stack:
+    _, base = crm_api
+    built = make_stack(ROUTER_ROUTING_FILE=routing_file(tmp_path, base), HUBSPOT_TOKEN=HUBSPOT_TOKEN,
+                       META_TOKEN=META_TOKEN, HUBSPOT_SECRET=HUBSPOT_SECRET, META_HOOK_KEY="meta-hook-key",
+                       ROUTER_FETCH_BACKOFF_BASE_SECONDS="0.2", ROUTER_FETCH_BACKOFF_MAX_SECONDS="0.5")
+    built.start_sandbox("--no-calls")
+    built.start_api()
+    built.start_worker()
+    return built
+
+
+def post_hubspot(stack: Stack, events: list[dict[str, Any]]) -> Any:
+    body = json.dumps(events).encode()
+    url = f"{stack.api_url}/v1/sources/hubspot"
+    stamp = int(time.time() * 1000)
+    signature = sign_hubspot(version="v3", secret=HUBSPOT_SECRET, method="POST", url=url, body=body,
+                             timestamp_ms=stamp)
+    return stack.client.post(url, content=body, headers={
+        "X-HubSpot-Signature-v3": signature, "X-HubSpot-Request-Timestamp": str(stamp),
+        "content-type": "application/json",
+    })
+
+
+def test_id_only_events_become_their_campaigns_once_the_crm_api_is_back(
+    stack: Stack, crm_api: tuple[CrmApi, str]
+) -> None:
+    api, _ = crm_api
+    taken = post_hubspot(stack, crm.HUBSPOT_APP_CREATION)
+    assert taken.status_code == 202, taken.text
+    assert taken.json()["leads"] == [{"id": "hubspot:65059681032", "status": "fetching", "duplicate": False,
+                                      "updated": False}]
+    record = stack.lead("hubspot:65059681032")
+    assert record["number"] is None and record["fetch_status"] in ("waiting", "retrying", "fetched")
+    meta = stack.client.post(f"{stack.api_url}/v1/sources/meta?key=meta-hook-key", json=crm.META_LEADGEN)
+    assert meta.status_code == 202 and meta.json()["leads"][0]["id"] == "meta:444444444444"
+    # HubSpot sends its event again (at least once): answered with the lead's status, no second lead
+    again = post_hubspot(stack, crm.HUBSPOT_APP_CREATION)
+    assert again.status_code == 200 and again.json()["leads"][0]["duplicate"] is True
+
+    wait_until(lambda: len(stack.campaigns()) >= 2, timeout=60, what="a campaign per id-only event")
+    campaigns = {c["name"]: c["rows"][0]["number"] for c in stack.campaigns()}
+    assert campaigns == {"hubspot:65059681032": "+919847033221", "meta:444444444444": "+919811122334"}
+    hubspot = stack.wait_status("hubspot:65059681032", "posted")
+    assert (hubspot["name"], hubspot["fields"]["email"], hubspot["fetch_status"]) == (
+        "Nisha Pillai", "nisha@example.in", "fetched")
+    assert stack.lead("meta:444444444444")["name"] == "Rahul Verma"
+    # the API was down for three reads: each was tried again; once up, each record was read once
+    statuses = api.served("/crm/v3/objects/contacts/65059681032") + api.served("/v19.0/444444444444")
+    assert statuses.count(503) == 3 and statuses.count(200) == 2
+    assert hubspot["fetch_attempts"] == len(api.served("/crm/v3/objects/contacts/65059681032"))
+    fetched_at = next(entry["at"] for entry in hubspot["history"] if entry["event"] == "fetched")
+    assert hubspot["assigned_at"] and fetched_at <= hubspot["assigned_at"]  # the agent is picked after the read
+
+    late = post_hubspot(stack, crm.HUBSPOT_APP_CREATION)
+    assert late.status_code == 200 and late.json()["leads"][0]["status"] == "posted"
+    assert len(stack.campaigns()) == 2
+    logs = stack.logs() + "".join(path.read_text() for path in stack.tmp.glob("*.log"))
+    assert HUBSPOT_TOKEN not in logs and META_TOKEN not in logs
+
+
+def test_a_record_the_crm_does_not_have_is_dead_lettered_with_the_reason(
+    stack: Stack, crm_api: tuple[CrmApi, str]
+) -> None:
+    api, _ = crm_api
+    api.down_for = 0
+    unknown = [{**crm.HUBSPOT_APP_CREATION[0], "objectId": 999, "eventId": 77}]
+    assert post_hubspot(stack, unknown).status_code == 202
+    record = stack.wait_status("hubspot:999", "dead", timeout=30)
+    assert "404" in record["dead_reason"] and "/crm/v3/objects/contacts/999" in record["dead_reason"]
+    assert record["fetch_status"] == "dead" and record["fetch_attempts"] == 1
+    assert "fetch_dead" in [entry["event"] for entry in record["history"]]
+    listed = subprocess.run(cli("dead", "list"), env=stack.env, cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert "hubspot:999" in listed.stdout and "404" in listed.stdout
+    assert api.served("/crm/v3/objects/contacts/999") == [404]  # a refusal is not read again
+    assert stack.campaigns() == []
+    assert HUBSPOT_TOKEN not in stack.logs()
+
+
+def test_an_event_without_its_record_id_is_refused_and_nothing_is_kept(stack: Stack) -> None:
+    event = {key: value for key, value in crm.HUBSPOT_APP_CREATION[0].items() if key != "objectId"}
+    refused = post_hubspot(stack, [event])
+    assert refused.status_code == 422 and "record id" in refused.json()["detail"]
