@@ -26,7 +26,7 @@ from workers.delivery.ledger import DeliveryLedger
 from workers.delivery.policy import DeliveryPolicy
 from workers.fetch.crm_api import CrmApi
 from workers.fetch.fetcher import Fetcher
-from workers.fetch.waits import FetchWaits
+from workers.fetch.waits import FETCH_LEASE_SECONDS, FetchWaits
 from workers.outcomes.outbox import Outbox
 from workers.outcomes.sender import OutcomeSender
 from workers.routing.agents import AgentStore
@@ -288,7 +288,7 @@ class Services:
     @cached_property
     def fetch_waits(self) -> FetchWaits:
         return FetchWaits(self.redis, keys=self.keys, store=self.store,
-                          lease_seconds=max(self.settings.router_lease_seconds, 2 * 60.0 + 5))
+                          lease_seconds=max(self.settings.router_lease_seconds, FETCH_LEASE_SECONDS))
 
     @cached_property
     def fetcher(self) -> Fetcher:

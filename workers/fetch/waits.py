@@ -19,15 +19,20 @@ from workers.store.keys import Keys
 from workers.store.lead_record import Status
 from workers.store.records import MAX_EVENTS, Accepted, LeadStore, accept_outcome, new_record
 
-__all__ = ["FetchWaits"]
+__all__ = ["FETCH_LEASE_SECONDS", "FetchWaits"]
 
 log = structlog.get_logger(__name__)
+
+#: How long a claimed lead is one reader's: two reads of at most 60 s each (a fetch's longest timeout), and margin.
+FETCH_LEASE_SECONDS = 2 * 60.0 + 5
 
 
 class FetchWaits:
     """Keep, claim, fill, reschedule and bury leads waiting for their CRM record."""
 
-    def __init__(self, client: RedisClient, *, keys: Keys, store: LeadStore, lease_seconds: float) -> None:
+    def __init__(
+        self, client: RedisClient, *, keys: Keys, store: LeadStore, lease_seconds: float = FETCH_LEASE_SECONDS
+    ) -> None:
         self._redis = client
         self._keys = keys
         self._store = store

@@ -22,6 +22,7 @@ from workers.delivery.policy import DeliveryPolicy
 from workers.fetch.crm_api import CrmApi
 from workers.fetch.fetcher import Fetched, Fetcher
 from workers.fetch.waits import FetchWaits
+from workers.store.dead_letters import DeadLetters
 from workers.store.keys import Keys
 from workers.store.records import LeadStore
 
@@ -102,3 +103,23 @@ def test_a_source_that_no_longer_declares_a_fetch_dead_letters_its_waiting_leads
     waits.accept(lead_id="hs:1", crm_id="1", source="hs")
     assert step.run("hs:1") == Fetched.DEAD
     assert "no longer declares a fetch" in client.hget(keys.lead("hs:1"), "dead_reason")
+
+
+def test_replaying_a_lead_dead_before_its_record_was_read_reads_it_again(
+    client: redis.Redis, keys: Keys, down_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queued: list[str] = []
+    step, waits = fetcher(client, keys, routing(down_api, "down", monkeypatch), queued)
+    waits.accept(lead_id="hs:65059681032", crm_id="65059681032", source="hs")
+    assert (step.run("hs:65059681032"), step.run("hs:65059681032")) == (Fetched.RETRYING, Fetched.DEAD)
+
+    replayed: list[str] = []
+    result = DeadLetters(client, keys=keys, lease_seconds=5, enqueue=replayed.append).replay(["hs:65059681032"])
+    assert result.done == ["hs:65059681032"] and replayed == []  # no delivery without a number
+    record = client.hgetall(keys.lead("hs:65059681032"))
+    assert (record["status"], record["fetch_status"], record["fetch_attempts"]) == ("fetching", "waiting", "0")
+    assert client.zscore(keys.pending, "hs:65059681032") is None
+    assert waits.claim_due() == ["hs:65059681032"]
+
+    step, _ = fetcher(client, keys, routing(down_api, "up", monkeypatch), queued)  # the CRM's API is back
+    assert step.run("hs:65059681032") == Fetched.FILLED and queued == ["hs:65059681032"]
