@@ -188,3 +188,25 @@ def test_an_event_without_its_record_id_is_refused_and_nothing_is_kept(stack: St
     event = {key: value for key, value in crm.HUBSPOT_APP_CREATION[0].items() if key != "objectId"}
     refused = post_hubspot(stack, [event])
     assert refused.status_code == 422 and "record id" in refused.json()["detail"]
+
+
+def test_sources_test_shows_where_an_id_only_events_record_is_read_and_the_lead_it_makes(tmp_path: Path) -> None:
+    env = {"ROUTER_ROUTING_FILE": routing_file(tmp_path, "https://api.hubapi.com"), "ROUTER_AGENTS": "alice",
+           "HUBSPOT_TOKEN": HUBSPOT_TOKEN, "META_TOKEN": META_TOKEN, "HUBSPOT_SECRET": HUBSPOT_SECRET,
+           "META_HOOK_KEY": "k", "PATH": "/usr/bin:/bin"}
+    event, record = tmp_path / "event.json", tmp_path / "contact.json"
+    event.write_text(json.dumps(crm.HUBSPOT_APP_CREATION))
+    record.write_text(json.dumps(crm.HUBSPOT_CONTACT_RECORD))
+    done = subprocess.run(cli("sources", "test", "hubspot", str(event), "--record", str(record)), env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    (fetch,) = json.loads(done.stdout)["fetch"]
+    assert fetch["id"] == "hubspot:65059681032"
+    assert fetch["record_url"].startswith("https://api.hubapi.com/crm/v3/objects/contacts/65059681032?properties=")
+    assert (fetch["lead"]["number"], fetch["lead"]["name"]) == ("+919847033221", "Nisha Pillai")
+    assert HUBSPOT_TOKEN not in done.stdout + done.stderr
+
+    record.write_text(json.dumps({"id": "65059681032", "properties": {"firstname": "Nisha"}}))
+    done = subprocess.run(cli("sources", "test", "hubspot", str(event), "--record", str(record)), env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "refused: the record: no phone number" in done.stderr
