@@ -53,7 +53,7 @@ class FetchWaits:
         for name, value in fields.items():
             args += [name, value]
         keys = [self._keys.lead(lead_id), self._keys.fetches_due, self._keys.created, self._keys.lead_events(lead_id)]
-        outcome, status = self._accept(keys=keys, args=args)
+        outcome, status = self._store.kept(self._accept, keys=keys, args=args)  # kept: on enough replicas too
         if outcome == "created":
             log.info("fetch_waiting", lead_id=lead_id, source=source)
         return Accepted(outcome=accept_outcome(outcome), status=str(status))

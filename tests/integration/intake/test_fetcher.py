@@ -24,7 +24,7 @@ from workers.fetch.fetcher import Fetched, Fetcher
 from workers.fetch.waits import FetchWaits
 from workers.store.dead_letters import DeadLetters
 from workers.store.keys import Keys
-from workers.store.records import LeadStore
+from workers.store.records import LeadStore, NotReplicatedError
 
 
 @pytest.fixture
@@ -123,3 +123,9 @@ def test_replaying_a_lead_dead_before_its_record_was_read_reads_it_again(
 
     step, _ = fetcher(client, keys, routing(down_api, "up", monkeypatch), queued)  # the CRM's API is back
     assert step.run("hs:65059681032") == Fetched.FILLED and queued == ["hs:65059681032"]
+
+
+def test_a_waiting_lead_is_kept_only_once_enough_replicas_hold_it(client: redis.Redis, keys: Keys) -> None:
+    store = LeadStore(client, keys=keys, min_replicas=1, replica_timeout_ms=50)  # a Redis without replicas
+    with pytest.raises(NotReplicatedError, match="0 of 1 replicas"):
+        FetchWaits(client, keys=keys, store=store).accept(lead_id="hs:1", crm_id="1", source="hs")
