@@ -6,6 +6,7 @@ The stand-in serves HubSpot's contacts API and Meta's Graph API paths; it can be
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import threading
@@ -38,7 +39,14 @@ class CrmApi:
             "65059681032": crm.HUBSPOT_CONTACT_RECORD, "444444444444": crm.META_LEAD_RECORD,
         }
         self.reads: list[tuple[str, int]] = []
+        self.outcomes: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+
+    async def outcome(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        with self._lock:
+            self.outcomes.append(body)
+        return JSONResponse({"ok": True})
 
     async def hubspot(self, request: Request) -> JSONResponse:
         good = request.headers.get("authorization") == f"Bearer {HUBSPOT_TOKEN}"
@@ -72,6 +80,7 @@ def crm_api() -> Iterator[tuple[CrmApi, str]]:
     app = Starlette(routes=[
         Route("/crm/v3/objects/contacts/{id}", api.hubspot, methods=["GET"]),
         Route("/v19.0/{id}", api.meta, methods=["GET"]),
+        Route("/outcomes", api.outcome, methods=["POST"]),
     ])
     with uvicorn_in_thread(app) as (host, port):
         yield api, f"http://{host}:{port}"
@@ -86,6 +95,8 @@ preset = "hubspot"
 country_code = "+91"
 auth = {{ scheme = "hubspot", secret_env = "HUBSPOT_SECRET", versions = ["v3"] }}
 filter = {{ field = "subscriptionType", equals = "contact.creation" }}
+outcome_url = "{base}/outcomes"
+outcome_secret_env = "CRM_OUTCOME_SECRET"
 
 [sources.fetch]
 token_env = "HUBSPOT_TOKEN"
@@ -108,6 +119,7 @@ def stack(make_stack: Callable[..., Stack], tmp_path: Path, crm_api: tuple[CrmAp
     _, base = crm_api
     built = make_stack(ROUTER_ROUTING_FILE=routing_file(tmp_path, base), HUBSPOT_TOKEN=HUBSPOT_TOKEN,
                        META_TOKEN=META_TOKEN, HUBSPOT_SECRET=HUBSPOT_SECRET, META_HOOK_KEY="meta-hook-key",
+                       CRM_OUTCOME_SECRET="whsec_" + base64.b64encode(b"fetch-outcome-secret").decode(),
                        ROUTER_FETCH_BACKOFF_BASE_SECONDS="0.2", ROUTER_FETCH_BACKOFF_MAX_SECONDS="0.5")
     built.start_sandbox("--no-calls")
     built.start_api()
@@ -180,6 +192,9 @@ def test_a_record_the_crm_does_not_have_is_dead_lettered_with_the_reason(
     assert listed.returncode == 0, listed.stderr
     assert "hubspot:999" in listed.stdout and "404" in listed.stdout
     assert api.served("/crm/v3/objects/contacts/999") == [404]  # a refusal is not read again
+    told = wait_until(lambda: api.outcomes or None, timeout=30, what="the CRM told the lead will not be called")
+    assert [(body["type"], body["crm_id"]) for body in told] == [("lead.dead", "999")]
+    assert "404" in told[0]["dead_reason"]
     assert stack.campaigns() == []
     assert HUBSPOT_TOKEN not in stack.logs()
 
@@ -192,7 +207,8 @@ def test_an_event_without_its_record_id_is_refused_and_nothing_is_kept(stack: St
 
 def test_sources_test_shows_where_an_id_only_events_record_is_read_and_the_lead_it_makes(tmp_path: Path) -> None:
     env = {"ROUTER_ROUTING_FILE": routing_file(tmp_path, "https://api.hubapi.com"), "ROUTER_AGENTS": "alice",
-           "HUBSPOT_TOKEN": HUBSPOT_TOKEN, "META_TOKEN": META_TOKEN, "HUBSPOT_SECRET": HUBSPOT_SECRET,
+           "CRM_OUTCOME_SECRET": "whsec_" + base64.b64encode(b"s").decode(), "HUBSPOT_TOKEN": HUBSPOT_TOKEN,
+           "META_TOKEN": META_TOKEN, "HUBSPOT_SECRET": HUBSPOT_SECRET,
            "META_HOOK_KEY": "k", "PATH": "/usr/bin:/bin"}
     event, record = tmp_path / "event.json", tmp_path / "contact.json"
     event.write_text(json.dumps(crm.HUBSPOT_APP_CREATION))
