@@ -300,6 +300,7 @@ class Services:
             waits=self.fetch_waits, store=self.store, api=CrmApi(httpx.Client(transport=self.fetch_transport)),
             routing=lambda: self.routing, policy=policy, max_attempts=settings.router_fetch_max_attempts,
             enqueue=enqueue, on_dead=lambda lead_id: self.outbox.notify(lead_id, kind="lead.dead"),
+            counters=self.counters,
         )
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ from router.intake.sources.mapping import MappingError
 from workers.delivery.policy import DeliveryPolicy
 from workers.fetch.crm_api import CrmApi
 from workers.fetch.waits import FetchWaits
+from workers.store.counters import Counters
 from workers.store.lead_record import Status
 from workers.store.records import LeadStore
 
@@ -45,7 +46,7 @@ class Fetcher:
     def __init__(
         self, *, waits: FetchWaits, store: LeadStore, api: CrmApi, routing: Callable[[], RoutingConfig],
         policy: DeliveryPolicy, max_attempts: int, enqueue: Callable[[str], None],
-        on_dead: Callable[[str], object] | None = None,
+        on_dead: Callable[[str], object] | None = None, counters: Counters | None = None,
     ) -> None:
         self._waits = waits
         self._store = store
@@ -55,6 +56,7 @@ class Fetcher:
         self._max_attempts = max_attempts
         self._enqueue = enqueue
         self._on_dead = on_dead  # tells the lead's CRM it will not be called (its outcome_url)
+        self._counters = counters  # fetch_filled, fetch_retries, fetch_dead (lead_router_events_total)
 
     def close(self) -> None:
         self._api.close()
@@ -88,6 +90,7 @@ class Fetcher:
         if not self._waits.fill(lead_id, payload=lead.normalised(), attempts=attempt, source=record.source):
             return Fetched.NOTHING
         log.info("fetch_filled", lead_id=lead_id, source=record.source, attempts=attempt)
+        self._count("fetch_filled")
         try:
             self._enqueue(lead_id)
         except Exception as exc:  # the lead is pending: the pump queues it when its lease runs out
@@ -99,12 +102,18 @@ class Fetcher:
             return self._dead(lead_id, attempt, f"gave up after {attempt} tries: {reason}")
         delay = self._policy.backoff(attempt)
         self._waits.retry_later(lead_id, attempts=attempt, error=reason, delay_seconds=delay)
+        self._count("fetch_retries")
         log.info("fetch_retrying", lead_id=lead_id, attempts=attempt, delay=round(delay, 2), reason=reason[:200])
         return Fetched.RETRYING
 
     def _dead(self, lead_id: str, attempt: int, reason: str) -> Fetched:
         if not self._waits.give_up(lead_id, attempts=attempt, reason=reason):
             return Fetched.NOTHING
+        self._count("fetch_dead")
         if self._on_dead is not None:
             self._on_dead(lead_id)
         return Fetched.DEAD
+
+    def _count(self, name: str) -> None:
+        if self._counters is not None:
+            self._counters.incr(name)

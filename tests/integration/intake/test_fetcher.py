@@ -22,6 +22,7 @@ from workers.delivery.policy import DeliveryPolicy
 from workers.fetch.crm_api import CrmApi
 from workers.fetch.fetcher import Fetched, Fetcher
 from workers.fetch.waits import FetchWaits
+from workers.store.counters import Counters
 from workers.store.dead_letters import DeadLetters
 from workers.store.keys import Keys
 from workers.store.records import LeadStore, NotReplicatedError
@@ -54,7 +55,7 @@ def fetcher(client: redis.Redis, keys: Keys, config: RoutingConfig, queued: list
     waits = FetchWaits(client, keys=keys, store=store, lease_seconds=5)
     return Fetcher(waits=waits, store=store, api=CrmApi(httpx.Client()), routing=lambda: config,
                    policy=DeliveryPolicy(backoff_base_seconds=0.1, backoff_max_seconds=0.2), max_attempts=2,
-                   enqueue=queued.append), waits
+                   enqueue=queued.append, counters=Counters(client, keys=keys)), waits
 
 
 def test_an_api_that_stays_down_is_retried_from_redis_then_dead_lettered(
@@ -80,6 +81,8 @@ def test_an_api_that_stays_down_is_retried_from_redis_then_dead_lettered(
     assert record["status"] == "dead" and record["dead_reason"].startswith("gave up after 2 tries")
     assert client.zscore(keys.dead, "hs:7") is not None and client.zscore(keys.fetches_due, "hs:7") is None
     assert step.run("hs:7") == Fetched.NOTHING and queued == []
+    counted = Counters(client, keys=keys).snapshot()
+    assert (counted.get("fetch_retries"), counted.get("fetch_dead"), counted.get("fetch_filled")) == (1, 1, None)
 
 
 def test_a_fetched_record_fills_the_lead_and_hands_it_to_delivery(
@@ -93,6 +96,7 @@ def test_a_fetched_record_fills_the_lead_and_hands_it_to_delivery(
     assert record is not None and record.status == "queued" and record.number == "+919847033221"
     assert client.zscore(keys.pending, "hs:65059681032") is not None  # the lease: a lost enqueue comes back
     assert step.run("hs:65059681032") == Fetched.NOTHING and queued == ["hs:65059681032"]  # filled once
+    assert Counters(client, keys=keys).snapshot().get("fetch_filled") == 1
 
 
 def test_a_source_that_no_longer_declares_a_fetch_dead_letters_its_waiting_leads(
