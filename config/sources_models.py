@@ -46,7 +46,7 @@ __all__ = [
 
 Preset = Literal["leadsquared", "hubspot", "zoho", "salesforce", "pipedrive", "generic"]
 PRESETS: tuple[Preset, ...] = ("leadsquared", "hubspot", "zoho", "salesforce", "pipedrive", "generic")
-AuthScheme = Literal["none", "token", "basic", "standard_webhooks", "hubspot", "salesforce"]
+AuthScheme = Literal["none", "token", "basic", "standard_webhooks", "hubspot", "salesforce", "meta"]
 HubSpotVersion = Literal["v1", "v2", "v3"]
 NumberFormat = Literal["e164", "national", "as_sent"]
 _NAME = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -109,6 +109,8 @@ class SourceAuth(_Model):
     - `hubspot`: `X-HubSpot-Signature` v1/v2 and `X-HubSpot-Signature-v3` (timestamp within
       `tolerance_seconds`); `secret_env` holds the app's client secret.
     - `salesforce`: the Outbound Message's `OrganizationId` must be `organization_id`.
+    - `meta`: Meta's `X-Hub-Signature-256` (HMAC-SHA256 of the body with the app secret in `secret_env`); the
+      subscription check (`GET` with `hub.verify_token`) is answered when it names `verify_token_env`'s value.
     """
 
     scheme: AuthScheme
@@ -117,12 +119,15 @@ class SourceAuth(_Model):
     username: str | None = Field(default=None, max_length=200)
     secret_env: str | None = Field(default=None, pattern=_ENV, description="environment variable with the secret")
     organization_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
+    verify_token_env: str | None = Field(
+        default=None, pattern=_ENV, description="meta: environment variable with the subscription's verify token"
+    )
     versions: tuple[HubSpotVersion, ...] = ("v1", "v2", "v3")
     tolerance_seconds: int = Field(default=300, ge=1, le=3600)
 
     @model_validator(mode="after")
     def _complete(self) -> SourceAuth:
-        needs_secret = self.scheme in ("token", "basic", "standard_webhooks", "hubspot")
+        needs_secret = self.scheme in ("token", "basic", "standard_webhooks", "hubspot", "meta")
         if needs_secret and self.secret_env is None:
             raise ValueError(f"scheme {self.scheme!r} needs secret_env (the environment variable holding it)")
         if self.scheme == "token" and (self.header is None) == (self.query is None):
@@ -131,6 +136,8 @@ class SourceAuth(_Model):
             raise ValueError("scheme 'basic' needs a username")
         if self.scheme == "salesforce" and self.organization_id is None:
             raise ValueError("scheme 'salesforce' needs organization_id")
+        if self.scheme == "meta" and self.verify_token_env is None:
+            raise ValueError("scheme 'meta' needs verify_token_env (the token Meta's subscription check sends)")
         if self.scheme == "hubspot" and not self.versions:
             raise ValueError("scheme 'hubspot' needs at least one of versions v1, v2, v3")
         return self
@@ -304,6 +311,9 @@ def source_problems(
         auth = source.auth
         if isinstance(auth, SourceAuth) and auth.secret_env is not None and auth.secret() is None:
             problems.append(((*path, "auth", "secret_env"), f"environment variable {auth.secret_env} is not set"))
+        if isinstance(auth, SourceAuth) and auth.verify_token_env and not os.environ.get(auth.verify_token_env):
+            problems.append(((*path, "auth", "verify_token_env"),
+                             f"environment variable {auth.verify_token_env} is not set"))
         if source.fetch is not None and not os.environ.get(source.fetch.token_env):
             problems.append(((*path, "fetch", "token_env"),
                              f"environment variable {source.fetch.token_env} is not set"))

@@ -20,7 +20,7 @@ from router.api.deps import EnqueueDep, ServicesDep
 from router.api.schemas import Problem
 from router.intake.lead_intake import EnqueueFailed, UnknownPool
 from router.intake.sources import answers
-from router.intake.sources.auth import RequestFacts, SourceAuthError, authenticate, check_payload
+from router.intake.sources.auth import RequestFacts, SourceAuthError, authenticate, check_payload, meta_challenge
 from router.intake.sources.decoding import PayloadError, UnsupportedMediaType, decode_body, media_type
 from router.intake.sources.intake import Source, book_for, take_payload
 from router.intake.sources.mapping import MappingError
@@ -59,6 +59,18 @@ async def head_source(name: str, services: ServicesDep) -> Response:
     """LeadSquared checks a webhook URL with HEAD."""
     _source(services, name)
     return Response(status_code=200)
+
+
+@router.get("/{name}", responses={403: {"model": Problem}, 404: {"model": Problem}})
+async def verify_subscription(name: str, request: Request, services: ServicesDep) -> Response:
+    """Meta's subscription check (`hub.mode=subscribe`, `hub.verify_token`, `hub.challenge`): the challenge echoed."""
+    source = _source(services, name)
+    try:
+        challenge = meta_challenge(source.config.auth, dict(request.query_params))
+    except SourceAuthError as exc:
+        log.warning("source_subscription_refused", source=name, reason=exc.reason)
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"subscription check refused: {exc.reason}") from None
+    return Response(challenge, media_type="text/plain")
 
 
 @router.post(

@@ -21,13 +21,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from router.intake.sources.auth import sign_hubspot
+from router.intake.sources.auth import sign_hubspot, sign_meta
 from tests.fixtures import crm
 from tests.harness import ROOT, Stack, cli, uvicorn_in_thread, wait_until
 
 HUBSPOT_TOKEN = "pat-na1-7c1e0d5a-hubspot-private-app"
 META_TOKEN = "EAAG-meta-page-token-93f1"
 HUBSPOT_SECRET = "hs-client-secret-fetch-31"
+META_APP_SECRET = "meta-app-secret-5d2"
 
 
 class CrmApi:
@@ -104,7 +105,7 @@ base_url = "{base}"
 
 [[sources]]
 name = "meta"
-auth = {{ scheme = "token", query = "key", secret_env = "META_HOOK_KEY" }}
+auth = {{ scheme = "meta", secret_env = "META_APP_SECRET", verify_token_env = "META_VERIFY_TOKEN" }}
 
 [sources.fetch]
 api = "meta"
@@ -118,7 +119,8 @@ base_url = "{base}"
 def stack(make_stack: Callable[..., Stack], tmp_path: Path, crm_api: tuple[CrmApi, str]) -> Stack:
     _, base = crm_api
     built = make_stack(ROUTER_ROUTING_FILE=routing_file(tmp_path, base), HUBSPOT_TOKEN=HUBSPOT_TOKEN,
-                       META_TOKEN=META_TOKEN, HUBSPOT_SECRET=HUBSPOT_SECRET, META_HOOK_KEY="meta-hook-key",
+                       META_TOKEN=META_TOKEN, HUBSPOT_SECRET=HUBSPOT_SECRET, META_APP_SECRET=META_APP_SECRET,
+                       META_VERIFY_TOKEN="verify-me-42",
                        CRM_OUTCOME_SECRET="whsec_" + base64.b64encode(b"fetch-outcome-secret").decode(),
                        ROUTER_FETCH_BACKOFF_BASE_SECONDS="0.2", ROUTER_FETCH_BACKOFF_MAX_SECONDS="0.5")
     built.start_sandbox("--no-calls")
@@ -149,7 +151,18 @@ def test_id_only_events_become_their_campaigns_once_the_crm_api_is_back(
                                       "updated": False}]
     record = stack.lead("hubspot:65059681032")
     assert record["number"] is None and record["fetch_status"] in ("waiting", "retrying", "fetched")
-    meta = stack.client.post(f"{stack.api_url}/v1/sources/meta?key=meta-hook-key", json=crm.META_LEADGEN)
+    # Meta subscribes the URL first (its verification request), then posts signed leadgen events
+    check = {"hub.mode": "subscribe", "hub.verify_token": "verify-me-42", "hub.challenge": "1158201444"}
+    subscribed = stack.client.get(f"{stack.api_url}/v1/sources/meta", params=check)
+    assert (subscribed.status_code, subscribed.text) == (200, "1158201444")
+    wrong = stack.client.get(f"{stack.api_url}/v1/sources/meta", params={**check, "hub.verify_token": "guess"})
+    assert wrong.status_code == 403
+    body = json.dumps(crm.META_LEADGEN).encode()
+    unsigned = stack.client.post(f"{stack.api_url}/v1/sources/meta", content=body,
+                                 headers={"content-type": "application/json"})
+    assert unsigned.status_code == 401
+    meta = stack.client.post(f"{stack.api_url}/v1/sources/meta", content=body, headers={
+        "content-type": "application/json", "X-Hub-Signature-256": sign_meta(secret=META_APP_SECRET, body=body)})
     assert meta.status_code == 202 and meta.json()["leads"][0]["id"] == "meta:444444444444"
     # HubSpot sends its event again (at least once): answered with the lead's status, no second lead
     again = post_hubspot(stack, crm.HUBSPOT_APP_CREATION)
@@ -173,7 +186,7 @@ def test_id_only_events_become_their_campaigns_once_the_crm_api_is_back(
     assert late.status_code == 200 and late.json()["leads"][0]["status"] == "posted"
     assert len(stack.campaigns()) == 2
     logs = stack.logs() + "".join(path.read_text() for path in stack.tmp.glob("*.log"))
-    assert HUBSPOT_TOKEN not in logs and META_TOKEN not in logs
+    assert HUBSPOT_TOKEN not in logs and META_TOKEN not in logs and META_APP_SECRET not in logs
 
 
 def test_a_record_the_crm_does_not_have_is_dead_lettered_with_the_reason(
@@ -209,7 +222,7 @@ def test_sources_test_shows_where_an_id_only_events_record_is_read_and_the_lead_
     env = {"ROUTER_ROUTING_FILE": routing_file(tmp_path, "https://api.hubapi.com"), "ROUTER_AGENTS": "alice",
            "CRM_OUTCOME_SECRET": "whsec_" + base64.b64encode(b"s").decode(), "HUBSPOT_TOKEN": HUBSPOT_TOKEN,
            "META_TOKEN": META_TOKEN, "HUBSPOT_SECRET": HUBSPOT_SECRET,
-           "META_HOOK_KEY": "k", "PATH": "/usr/bin:/bin"}
+           "META_APP_SECRET": "s", "META_VERIFY_TOKEN": "v", "PATH": "/usr/bin:/bin"}
     event, record = tmp_path / "event.json", tmp_path / "contact.json"
     event.write_text(json.dumps(crm.HUBSPOT_APP_CREATION))
     record.write_text(json.dumps(crm.HUBSPOT_CONTACT_RECORD))
