@@ -29,6 +29,7 @@ HUBSPOT_TOKEN = "pat-na1-7c1e0d5a-hubspot-private-app"
 META_TOKEN = "EAAG-meta-page-token-93f1"
 HUBSPOT_SECRET = "hs-client-secret-fetch-31"
 META_APP_SECRET = "meta-app-secret-5d2"
+PIPEDRIVE_TOKEN = "pd-api-token-0b7e"
 
 
 class CrmApi:
@@ -38,6 +39,7 @@ class CrmApi:
         self.down_for = down_for
         self.records: dict[str, dict[str, Any]] = {
             "65059681032": crm.HUBSPOT_CONTACT_RECORD, "444444444444": crm.META_LEAD_RECORD,
+            f"leads/{crm.PIPEDRIVE_LEAD_ID}": crm.PIPEDRIVE_LEAD_RECORD, "persons/812": crm.PIPEDRIVE_PERSON_RECORD,
         }
         self.reads: list[tuple[str, int]] = []
         self.outcomes: list[dict[str, Any]] = []
@@ -52,6 +54,11 @@ class CrmApi:
     async def hubspot(self, request: Request) -> JSONResponse:
         good = request.headers.get("authorization") == f"Bearer {HUBSPOT_TOKEN}"
         return self._answer(request, good, request.path_params["id"])
+
+    async def pipedrive(self, request: Request) -> JSONResponse:
+        good = request.query_params.get("api_token") == PIPEDRIVE_TOKEN
+        kind, record_id = request.path_params["kind"], request.path_params["id"]
+        return self._answer(request, good, f"{kind}/{record_id}")
 
     async def meta(self, request: Request) -> JSONResponse:
         good = request.query_params.get("access_token") == META_TOKEN
@@ -82,6 +89,7 @@ def crm_api() -> Iterator[tuple[CrmApi, str]]:
         Route("/crm/v3/objects/contacts/{id}", api.hubspot, methods=["GET"]),
         Route("/v19.0/{id}", api.meta, methods=["GET"]),
         Route("/outcomes", api.outcome, methods=["POST"]),
+        Route("/api/v1/{kind}/{id}", api.pipedrive, methods=["GET"]),
     ])
     with uvicorn_in_thread(app) as (host, port):
         yield api, f"http://{host}:{port}"
@@ -111,6 +119,13 @@ auth = {{ scheme = "meta", secret_env = "META_APP_SECRET", verify_token_env = "M
 api = "meta"
 token_env = "META_TOKEN"
 base_url = "{base}"
+
+[[sources]]
+name = "pipedrive"
+preset = "pipedrive"
+country_code = "+91"
+auth = {{ scheme = "basic", username = "pipedrive", secret_env = "PIPEDRIVE_PASSWORD" }}
+fetch = {{ token_env = "PIPEDRIVE_TOKEN", base_url = "{base}" }}
 """)
     return str(path)
 
@@ -120,7 +135,7 @@ def stack(make_stack: Callable[..., Stack], tmp_path: Path, crm_api: tuple[CrmAp
     _, base = crm_api
     built = make_stack(ROUTER_ROUTING_FILE=routing_file(tmp_path, base), HUBSPOT_TOKEN=HUBSPOT_TOKEN,
                        META_TOKEN=META_TOKEN, HUBSPOT_SECRET=HUBSPOT_SECRET, META_APP_SECRET=META_APP_SECRET,
-                       META_VERIFY_TOKEN="verify-me-42",
+                       META_VERIFY_TOKEN="verify-me-42", PIPEDRIVE_TOKEN=PIPEDRIVE_TOKEN, PIPEDRIVE_PASSWORD="pd-pass",
                        CRM_OUTCOME_SECRET="whsec_" + base64.b64encode(b"fetch-outcome-secret").decode(),
                        ROUTER_FETCH_BACKOFF_BASE_SECONDS="0.2", ROUTER_FETCH_BACKOFF_MAX_SECONDS="0.5")
     built.start_sandbox("--no-calls")
@@ -189,6 +204,25 @@ def test_id_only_events_become_their_campaigns_once_the_crm_api_is_back(
     assert HUBSPOT_TOKEN not in logs and META_TOKEN not in logs and META_APP_SECRET not in logs
 
 
+def test_a_pipedrive_lead_is_read_with_its_person_and_a_new_person_is_taken_at_once(
+    stack: Stack, crm_api: tuple[CrmApi, str]
+) -> None:
+    api, _ = crm_api
+    api.down_for = 0
+    auth = {"Authorization": "Basic " + base64.b64encode(b"pipedrive:pd-pass").decode()}
+    lead = stack.client.post(f"{stack.api_url}/v1/sources/pipedrive", json=crm.PIPEDRIVE_CREATE_LEAD, headers=auth)
+    assert lead.status_code == 202 and lead.json()["leads"][0]["status"] == "fetching", lead.text
+    person = stack.client.post(f"{stack.api_url}/v1/sources/pipedrive", json=crm.PIPEDRIVE_CREATE_PERSON,
+                               headers=auth)
+    assert person.status_code == 202 and person.json()["leads"][0]["status"] == "queued", person.text
+    wait_until(lambda: len(stack.campaigns()) >= 2, timeout=60, what="both Pipedrive leads posted")
+    campaigns = {c["name"]: c["rows"][0]["number"] for c in stack.campaigns()}
+    assert campaigns == {f"pipedrive:{crm.PIPEDRIVE_LEAD_ID}": "+919986011223", "pipedrive:812": "+919986011223"}
+    assert api.served(f"/api/v1/leads/{crm.PIPEDRIVE_LEAD_ID}") == [200]
+    assert api.served("/api/v1/persons/812") == [200]
+    assert PIPEDRIVE_TOKEN not in stack.logs()
+
+
 def test_a_record_the_crm_does_not_have_is_dead_lettered_with_the_reason(
     stack: Stack, crm_api: tuple[CrmApi, str]
 ) -> None:
@@ -222,7 +256,8 @@ def test_sources_test_shows_where_an_id_only_events_record_is_read_and_the_lead_
     env = {"ROUTER_ROUTING_FILE": routing_file(tmp_path, "https://api.hubapi.com"), "ROUTER_AGENTS": "alice",
            "CRM_OUTCOME_SECRET": "whsec_" + base64.b64encode(b"s").decode(), "HUBSPOT_TOKEN": HUBSPOT_TOKEN,
            "META_TOKEN": META_TOKEN, "HUBSPOT_SECRET": HUBSPOT_SECRET,
-           "META_APP_SECRET": "s", "META_VERIFY_TOKEN": "v", "PATH": "/usr/bin:/bin"}
+           "META_APP_SECRET": "s", "META_VERIFY_TOKEN": "v",
+           "PIPEDRIVE_TOKEN": "p", "PIPEDRIVE_PASSWORD": "p", "PATH": "/usr/bin:/bin"}
     event, record = tmp_path / "event.json", tmp_path / "contact.json"
     event.write_text(json.dumps(crm.HUBSPOT_APP_CREATION))
     record.write_text(json.dumps(crm.HUBSPOT_CONTACT_RECORD))

@@ -42,14 +42,12 @@ def test_a_meta_leadgen_event_and_its_graph_record() -> None:
 
 def test_pipedrive_with_a_fetch_takes_new_leads_as_well_as_new_persons() -> None:
     source = mapping(preset="pipedrive", fetch={"token_env": "PD_TOKEN"})
-    lead_event = {**crm.PIPEDRIVE_CREATE_PERSON,
-                  "meta": {**crm.PIPEDRIVE_CREATE_PERSON["meta"], "entity": "lead",
-                           "entity_id": "adf21080-0e10-11eb-879b-05d71fb426ec"},
-                  "data": {"id": "adf21080-0e10-11eb-879b-05d71fb426ec", "person_id": 812, "title": "Kiran deal"}}
+    lead_event = crm.PIPEDRIVE_CREATE_LEAD
     mapped = source.map(lead_event)
-    assert mapped.fetches == (IdOnly(id="src:adf21080-0e10-11eb-879b-05d71fb426ec",
-                                     crm_id="adf21080-0e10-11eb-879b-05d71fb426ec"),)
+    assert mapped.fetches == (IdOnly(id=f"src:{crm.PIPEDRIVE_LEAD_ID}", crm_id=crm.PIPEDRIVE_LEAD_ID),)
     assert mapping(preset="pipedrive").map(lead_event).ignored == 1  # without a fetch: not a new person
+    person = source.record_lead(crm.PIPEDRIVE_PERSON_RECORD, lead_id=f"src:{crm.PIPEDRIVE_LEAD_ID}")
+    assert (person.number, person.name) == ("+919986011223", "Kiran Rao")
 
 
 def test_a_record_without_a_phone_names_the_paths_tried() -> None:
