@@ -3,7 +3,9 @@
 Order: the source by name (404), its authentication over the raw body (401), the body by content type (4xx),
 the organisation check (Salesforce), the mapping (422 naming the paths tried; events the filter drops are
 answered 2xx and counted), then the one intake (202 once kept; 200 for a known lead, a changed one kept as an
-update; 503 when Redis or the broker is away). Each preset answers the way its CRM expects (see `answers`).
+update; 503 when Redis or the broker is away). An event that carries only its record's id, for a source with a
+`fetch`, is kept as `fetching` (202) and read from the CRM's API by a worker (`workers/fetch`). Each preset
+answers the way its CRM expects (see `answers`). `GET` answers Meta's subscription check for a `meta` source.
 """
 
 from __future__ import annotations

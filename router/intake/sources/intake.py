@@ -2,6 +2,8 @@
 
 Every lead of a request is mapped and checked before any is recorded (a batch is refused whole); each is then
 taken as a lead of this source, where a re-send with changed values is kept as an update on the lead's record.
+An event that names its record without the phone (a source with a `fetch`) is kept waiting for its record
+(`workers.fetch.waits`), keyed by its CRM record id the same way.
 """
 
 from __future__ import annotations
