@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     router_outcome_backoff_base_seconds: float = Field(default=5.0, gt=0, le=3600)
     router_outcome_backoff_max_seconds: float = Field(default=1800.0, gt=0, le=86_400)
     router_outcome_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # --- Records of id-only events read from the CRM's API (a source's [sources.fetch]) ----------------
+    router_fetch_max_attempts: int = Field(default=10, ge=1, le=100)
+    router_fetch_backoff_base_seconds: float = Field(default=5.0, gt=0, le=3600)
+    router_fetch_backoff_max_seconds: float = Field(default=900.0, gt=0, le=86_400)
     # --- Front door: who may read leads, and how many connections one client may hold ------------------
     router_read_token: SecretStr | None = Field(default=None, description="bearer token that may read leads")
     router_loopback_reads: bool = Field(

@@ -31,6 +31,10 @@ def record_view(store: LeadStore, lead_id: str) -> LeadRecordView | None:
         outcome_attempts=int(record.extra.get("outcome_attempts", "0") or 0),
         outcome_last_error=record.extra.get("outcome_last_error") or None,
         outcome_delivered_at=record.extra.get("outcome_delivered_at") or None,
+        fetch_status=record.extra.get("fetch_status") or None,
+        fetch_attempts=int(record.extra.get("fetch_attempts", "0") or 0),
+        fetch_last_error=record.extra.get("fetch_last_error") or None,
+        fetched_at=record.extra.get("fetched_at") or None,
         history=store.events(lead_id),
         **texts,
     )

@@ -121,6 +121,11 @@ class LeadRecord(BaseModel):
     outcome_attempts: int = 0
     outcome_last_error: str | None = None
     outcome_delivered_at: str | None = None
+    fetch_status: str | None = Field(default=None, description="an id-only event's record from the CRM's API: "
+                                                               "waiting, retrying, fetched or dead")
+    fetch_attempts: int = 0
+    fetch_last_error: str | None = None
+    fetched_at: str | None = None
     last_outcome: str | None = None
     last_status_code: str | None = None
     last_message: str | None = None

@@ -151,6 +151,13 @@ class Keys:
         """List: outcome messages given up on (newest first, bounded), JSON with the reason."""
         return f"{self.tag}:outcomes:dead"
 
+    # --- id-only leads waiting for their record from the CRM's API (workers/fetch) --------------------------
+
+    @property
+    def fetches_due(self) -> str:
+        """Sorted set: leads waiting for their record from the CRM's API, scored by when the next read is due (ms)."""
+        return f"{self.tag}:fetches:due"
+
     # --- agents, pools and reservations (the assigner's state) -----------------------------------------
 
     def agent(self, name: str) -> str:

@@ -4,6 +4,7 @@ The hash is what every process reads and writes (field names are part of the sto
 is the one place that turns it into types, `LeadRecord.to_hash` the one place that turns it back.
 
 States: accepted → queued → assigned → posted → connected → completed, or retrying/waiting on the way, or dead.
+A lead whose event carried only its CRM id starts `fetching` (no number yet) until its record is read, then queued.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
 
 class Status(StrEnum):
     ACCEPTED = "accepted"
+    FETCHING = "fetching"
     QUEUED = "queued"
     WAITING = "waiting"
     ASSIGNED = "assigned"
