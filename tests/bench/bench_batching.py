@@ -44,6 +44,7 @@ class Figures:
     spread: int
     per_agent: dict[str, int]
     largest_batch: int
+    sizes: list[int]
     load_average: float
 
     @property
@@ -91,7 +92,8 @@ def bench(*, redis_url: str, tmp: Path) -> Figures:
         leads=BURST, seconds_to_last=stamps[-1] - started, seconds_to_median=stamps[len(stamps) // 2] - started,
         requests=stats["total_requests"], over_limit=stats["rate_limited"],
         max_in_window=stats["max_requests_in_window"], spread=max(per_agent.values()) - min(per_agent.values()),
-        per_agent=per_agent, largest_batch=max(len(c["rows"]) for c in campaigns), load_average=load,
+        per_agent=per_agent, largest_batch=max(len(c["rows"]) for c in campaigns),
+        sizes=[len(c["rows"]) for c in campaigns], load_average=load,
     )
 
 
@@ -108,6 +110,7 @@ def markdown(figures: Figures) -> str:
         f"| time until the last lead reached Ryng | **{figures.seconds_to_last:.1f} s** |",
         f"| time until half the leads had | {figures.seconds_to_median:.1f} s |",
         f"| requests to Ryng (largest batch) | {figures.requests} ({figures.largest_batch} leads) |",
+        f"| leads per request, in arrival order | {' '.join(map(str, figures.sizes))} |",
         f"| requests over the limit (429) | **{figures.over_limit}** (most in any 60 s: {figures.max_in_window}) |",
         f"| per-agent spread | **{figures.spread}** ({', '.join(f'{a} {n}' for a, n in figures.per_agent.items())}) |",
         f"| leads delivered per minute, within the limit | **{figures.leads_per_minute:,.0f}** |",

@@ -151,9 +151,11 @@ class DeliveryLedger:
     def gather(self, leader: str, *, token: str, limit: int) -> list[Gathered]:
         """Claim up to `limit` other leads waiting for the limiter (oldest first) into `leader`'s batch."""
         keys = self._keys
-        # Twice the room: some candidates are held by a run of their own, or no longer batchable.
-        waiting: list[str] = self._redis.zrange(keys.ready, 0, 2 * limit)  # type: ignore[assignment]
-        candidates = [lead_id for lead_id in waiting if lead_id != leader][: 2 * limit]
+        # Room to spare: some candidates are held by a run of their own (another batch's leader, or claimed by
+        # a batch gathering at the same moment from the same oldest leads), or no longer batchable.
+        room = 4 * limit + 2
+        waiting: list[str] = self._redis.zrange(keys.ready, 0, room - 1)  # type: ignore[assignment]
+        candidates = [lead_id for lead_id in waiting if lead_id != leader]
         if not candidates or limit <= 0:
             return []
         lead_keys: list[str] = []
