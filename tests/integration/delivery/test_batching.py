@@ -96,3 +96,31 @@ def test_a_refused_batch_is_split_and_only_the_bad_lead_is_dead(make_stack: Call
     posted = [lead_id for batch in lead_ids_by_campaign(stack) for lead_id in batch]
     assert sorted(posted) == sorted(i for i in ids if by_agent[i] != "carol")  # alone, once each
     assert all(len(batch) == 1 for batch in lead_ids_by_campaign(stack))
+
+
+def test_a_worker_killed_holding_a_batch_loses_none_of_it(make_stack: Callable[..., Stack]) -> None:
+    """The first batch is recorded by the sandbox but answered late; its worker is SIGKILLed meanwhile. Every lead
+    of the batch comes back by its lease, is sent again, and is flagged a possible duplicate; nothing is lost."""
+    stack = batching_stack(make_stack, limit=3, ROUTER_LEASE_SECONDS="5", RYNG_TIMEOUT_SECONDS="5")
+    stack.start_sandbox("--no-calls", "--rate-limit", "3", "--rate-window", str(WINDOW))
+    stack.start_api()
+    stack.faults(timeout_next=1, timeout_seconds=30)
+    ids = [f"K{i}" for i in range(8)]
+    for index, lead_id in enumerate(ids):  # a backlog: eight leads for three free slots
+        assert stack.post_lead({"id": lead_id, "number": f"96{index:08d}"}).status_code == 202
+    victim = stack.start_worker(concurrency=2)
+    first = wait_until(lambda: next(iter(lead_ids_by_campaign(stack)), None), timeout=30, what="the first batch")
+    assert len(first) > 1
+    victim.kill()
+    stack.start_worker(concurrency=2)
+
+    records = {lead_id: stack.wait_status(lead_id, "posted", timeout=90) for lead_id in ids}
+    carried = Counter(lead_id for batch in lead_ids_by_campaign(stack) for lead_id in batch)
+    assert set(carried) == set(ids)
+    for lead_id in first:  # reached Ryng, answer never seen: sent again, flagged, its crash counted
+        record = records[lead_id]
+        assert carried[lead_id] == 2 and record["possible_duplicate"] is True, record
+        assert any(e["event"] == "crash" for e in record["history"]), record
+    for lead_id in set(ids) - set(first):  # another batch the kill may have caught: twice only if flagged
+        assert carried[lead_id] == 1 or records[lead_id]["possible_duplicate"] is True, records[lead_id]
+    assert stack.sandbox_stats()["rate_limited"] == 0
