@@ -67,9 +67,11 @@ class Batcher:
         self._store = store
         self._bury = bury  # (lead id, reason): dead-letters a lead whose lock this batch holds
 
-    def carry(self, leader: Member, *, token: str) -> Outcome | None:
+    def carry(self, leader: Member, *, token: str) -> str | None:
         """Post `leader` with the leads waiting for the limiter; None when none could be gathered (then the
-        leader goes alone, as without batching). Every lead of the batch is settled and unlocked on return."""
+        leader goes alone, as without batching). Every lead of the batch is settled and unlocked on return.
+
+        Returns what became of the leader: `posted`, `retrying`, `dead` or `waiting-ryng_unauthorized`."""
         gathered = self._ledger.gather(leader.lead_id, token=token, limit=self._policy.max_batch - 1)
         if not gathered:
             return None
@@ -100,7 +102,9 @@ class Batcher:
         for lead_id, reason in buried:
             self._bury(lead_id, reason)
             self._store.unlock(lead_id, token=token)
-        return result.outcome
+        if any(lead_id == leader.lead_id for lead_id, _ in buried):
+            return "dead"
+        return _LEADER_STEPS[result.outcome]
 
     def _settlements(
         self, batch: BatchRequest, members: list[Member], result: RyngResult
@@ -155,6 +159,16 @@ class Batcher:
                 )
             runs.append((member.lead_id, settlement))
         return runs, buried
+
+
+#: What became of the batch's leader (every lead of the batch had the same answer), as the deliverer labels it.
+_LEADER_STEPS = {
+    Outcome.ACCEPTED: "posted",
+    Outcome.RETRY: "retrying",
+    Outcome.AMBIGUOUS: "retrying",
+    Outcome.REJECTED: "retrying",  # split: each lead goes again, alone
+    Outcome.UNAUTHORIZED: f"waiting-{WaitReason.RYNG_UNAUTHORIZED}",
+}
 
 
 def _alone(

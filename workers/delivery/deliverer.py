@@ -194,7 +194,7 @@ class Deliverer:
             carried = self._batcher.carry(Member(lead_id, begun.attempt, request), token=run.token)
             if carried is not None:
                 run.settled = True
-                return _BATCH_STEPS[carried]
+                return Step(carried)
         result = self._ryng.create_campaign(request)
         log.info(
             "ryng_attempt", lead_id=lead_id, attempt=begun.attempt, outcome=str(result.outcome),
@@ -308,16 +308,6 @@ def _pick_entry(pick: Pick) -> str:
         strategy=pick.strategy, reason=pick.reason, skipped=[{"agent": s.agent, "reason": s.reason}
                                                              for s in pick.skipped],
     )
-
-
-#: The leader's step after a batch's answer (every lead of the batch had the same answer).
-_BATCH_STEPS = {
-    Outcome.ACCEPTED: Step.POSTED,
-    Outcome.RETRY: Step.RETRYING,
-    Outcome.AMBIGUOUS: Step.RETRYING,
-    Outcome.REJECTED: Step.RETRYING,  # split: each lead goes again, alone
-    Outcome.UNAUTHORIZED: Step.WAITING_UNAUTHORIZED,
-}
 
 
 def _seconds_since(since_ms: int) -> float:

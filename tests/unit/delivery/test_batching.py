@@ -138,3 +138,31 @@ def test_a_run_that_dies_holding_a_batch_loses_no_lead(redis_client: redis.Redis
     for lead_id in ids[1:]:
         record = rig.record(lead_id)
         assert record["possible_duplicate"] == "1" and record["crashes"] == "1"
+
+
+def test_a_batch_past_its_last_attempt_is_dead_lettered_whole(redis_client: redis.Redis, keys: Keys) -> None:
+    rig = build_rig(redis_client, keys, rate_limit=2, max_batch=10, batch_delay_seconds=DELAY, max_attempts=1)
+    ids = accept(rig, 3)
+    for lead_id in ids:
+        rig.deliverer.run(lead_id)
+    rig.script += [reply(500, {"error": True, "message": "Failed to create Campaign"})]
+    assert rig.deliverer.run("L1") == "dead"
+    for lead_id in ids:
+        record = rig.record(lead_id)
+        assert record["status"] == "dead" and "gave up after 1 attempts" in record["dead_reason"]
+        assert not redis_client.exists(keys.lead_lock(lead_id))
+    assert len(rig.sent) == 1
+
+
+def test_a_403_to_a_batch_pauses_delivery_and_every_lead_waits(redis_client: redis.Redis, keys: Keys) -> None:
+    rig = batching_rig(redis_client, keys, rate_limit=2)
+    ids = accept(rig, 3)
+    for lead_id in ids:
+        rig.deliverer.run(lead_id)
+    rig.script += [reply(403, {"error": True, "message": "Unauthorized Token"})]
+    assert rig.deliverer.run("L1") == "waiting-ryng_unauthorized"
+    assert rig.pause.state() is not None
+    for lead_id in ids:
+        record = rig.record(lead_id)
+        assert record["status"] == "waiting" and record["wait_reason"] == "ryng_unauthorized"
+        assert record["attempts"] == "0" and redis_client.sismember(keys.paused_held, lead_id)
