@@ -31,6 +31,14 @@ def accept(rig: Rig, count: int) -> list[str]:
     return ids
 
 
+def waiting(rig: Rig, count: int) -> list[str]:
+    """`count` leads, each run once: under the backlog they make, each waits for a batch."""
+    ids = accept(rig, count)
+    for lead_id in ids:
+        assert rig.deliverer.run(lead_id) == "waiting-rate_limit"
+    return ids
+
+
 def test_with_no_backlog_a_lead_goes_alone_at_once(redis_client: redis.Redis, keys: Keys) -> None:
     rig = batching_rig(redis_client, keys, rate_limit=60)
     accept(rig, 1)
@@ -77,9 +85,7 @@ def test_a_backlog_waits_once_then_one_request_carries_every_waiting_lead(
 
 def test_a_rejected_batch_is_split_and_one_bad_lead_sinks_only_itself(redis_client: redis.Redis, keys: Keys) -> None:
     rig = batching_rig(redis_client, keys, rate_limit=2)
-    ids = accept(rig, 3)
-    for lead_id in ids:
-        rig.deliverer.run(lead_id)
+    ids = waiting(rig, 3)
     rig.script += [reply(400, {"error": True, "message": "invalid number"})]
     assert rig.deliverer.run("L1") == "retrying"
     for lead_id in ids:
@@ -99,9 +105,7 @@ def test_a_failed_batch_retries_all_and_an_ambiguous_one_flags_each_next_attempt
     redis_client: redis.Redis, keys: Keys
 ) -> None:
     rig = batching_rig(redis_client, keys, rate_limit=2)
-    ids = accept(rig, 3)
-    for lead_id in ids:
-        rig.deliverer.run(lead_id)
+    ids = waiting(rig, 3)
     rig.script += [timeout]
     assert rig.deliverer.run("L1") == "retrying"
     for lead_id in ids:
@@ -117,9 +121,7 @@ def test_a_failed_batch_retries_all_and_an_ambiguous_one_flags_each_next_attempt
 
 def test_a_run_that_dies_holding_a_batch_loses_no_lead(redis_client: redis.Redis, keys: Keys) -> None:
     rig = batching_rig(redis_client, keys, rate_limit=2)
-    ids = accept(rig, 4)
-    for lead_id in ids:
-        rig.deliverer.run(lead_id)
+    ids = waiting(rig, 4)
     # A run gathers L2..L4 and dies before Ryng answers (its process killed): locks and leases are all there is.
     ledger = DeliveryLedger(redis_client, keys=keys, limiter=RateLimiter(redis_client, keys=keys, limit=2),
                             lease_seconds=30, lock_seconds=30, reservation_timeout_seconds=3600,
@@ -142,9 +144,7 @@ def test_a_run_that_dies_holding_a_batch_loses_no_lead(redis_client: redis.Redis
 
 def test_a_batch_past_its_last_attempt_is_dead_lettered_whole(redis_client: redis.Redis, keys: Keys) -> None:
     rig = build_rig(redis_client, keys, rate_limit=2, max_batch=10, batch_delay_seconds=DELAY, max_attempts=1)
-    ids = accept(rig, 3)
-    for lead_id in ids:
-        rig.deliverer.run(lead_id)
+    ids = waiting(rig, 3)
     rig.script += [reply(500, {"error": True, "message": "Failed to create Campaign"})]
     assert rig.deliverer.run("L1") == "dead"
     for lead_id in ids:
@@ -156,9 +156,7 @@ def test_a_batch_past_its_last_attempt_is_dead_lettered_whole(redis_client: redi
 
 def test_a_403_to_a_batch_pauses_delivery_and_every_lead_waits(redis_client: redis.Redis, keys: Keys) -> None:
     rig = batching_rig(redis_client, keys, rate_limit=2)
-    ids = accept(rig, 3)
-    for lead_id in ids:
-        rig.deliverer.run(lead_id)
+    ids = waiting(rig, 3)
     rig.script += [reply(403, {"error": True, "message": "Unauthorized Token"})]
     assert rig.deliverer.run("L1") == "waiting-ryng_unauthorized"
     assert rig.pause.state() is not None
