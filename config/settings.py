@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     ryng_campaign_name_template: str = "{lead_id}"
     ryng_lead_id_field: int = Field(default=8, ge=1, le=8, description="customFieldN that carries the lead id")
     ryng_field_map: str = Field(default="", description="Name:N,... fixed customField slots for lead fields")
+    ryng_rate_window_seconds: float = Field(
+        default=61.0, gt=0, le=3600,
+        description="the limiter's window (Ryng's minute plus a second of margin; shorter only for tests)")
+    ryng_max_batch: int = Field(
+        default=1, ge=1, le=500, description="leads one request may carry under a backlog (1: batching off)")
+    ryng_batch_delay_seconds: float = Field(
+        default=1.0, ge=0, le=60, description="how long a lead may wait to be batched when a backlog builds")
 
     # --- Storage and queue --------------------------------------------------------------------------
     redis_url: str | None = None

@@ -48,7 +48,8 @@ from workers.store.retention import Retention, RetentionPolicy
 
 __all__ = ["LIMITER_WINDOW_SECONDS", "Services", "close_process_services", "process_services"]
 
-#: One second of margin on Ryng's minute: network delay may move a request into Ryng's next window.
+#: One second of margin on Ryng's minute: network delay may move a request into Ryng's next window
+#: (the default of RYNG_RATE_WINDOW_SECONDS).
 LIMITER_WINDOW_SECONDS = 61.0
 
 
@@ -124,7 +125,7 @@ class Services:
     def limiter(self) -> RateLimiter:
         return RateLimiter(
             self.redis, keys=self.keys, limit=self.settings.ryng_rate_limit_per_min,
-            window_seconds=LIMITER_WINDOW_SECONDS,
+            window_seconds=self.settings.ryng_rate_window_seconds,
         )
 
     @cached_property

@@ -115,6 +115,8 @@ class LeadRecord(BaseModel):
     agent_mapping: str | None = None
     attempts: int = 0
     possible_duplicate: bool = False
+    batch: str | None = Field(default=None, description="the batch campaign that carried the lead (RYNG_MAX_BATCH)")
+    batch_size: int = Field(default=0, description="how many leads that batch carried")
     updates: int = Field(default=0, description="changed re-sends of this lead by its CRM, kept as updates")
     outcome_status: str | None = Field(default=None, description="outcome to the CRM: pending, retrying, "
                                                                  "delivered or dead")

@@ -61,6 +61,11 @@ class Keys:
         return f"{self.tag}:parked"
 
     @property
+    def ready(self) -> str:
+        """Sorted set: leads picked and waiting for the rate limiter (since ms), which a batch may carry."""
+        return f"{self.tag}:ready"
+
+    @property
     def dead(self) -> str:
         """Sorted set: dead-lettered lead ids, scored by time of death (ms)."""
         return f"{self.tag}:dead"
