@@ -1,5 +1,6 @@
 -- Begin a send, in one step: record the pick (when this run made one), take a slot from the shared rate
--- limiter (rate_slot.lua, spliced in below) and, when granted, count the attempt and mark the lead `sending`.
+-- limiter (rate_slot.lua, spliced in below; a refused slot counts one `limiter_waits`) and, when granted, count
+-- the attempt and mark the lead `sending`.
 -- An attempt after one whose outcome is unknown (sending, ambiguous, or never recorded) flags the lead a
 -- possible duplicate. A lead that became final meanwhile is not touched.
 -- KEYS[1] the lead's record (hash), KEYS[2] its history (list), KEYS[3] the router's counters (hash),
@@ -23,7 +24,10 @@ if ARGV[2] ~= '' then
   if ARGV[1] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[1], 1) end
 end
 local slot = rate_slot(KEYS[4], ARGV[3], ARGV[4], ARGV[5])
-if slot[1] == 0 then return {'wait', slot[2]} end
+if slot[1] == 0 then
+  redis.call('HINCRBY', KEYS[3], 'limiter_waits', 1)
+  return {'wait', slot[2]}
+end
 local attempt = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 local last = redis.call('HGET', KEYS[1], 'last_outcome') or ''
 if attempt > 1 and (last == '' or last == 'sending' or last == 'ambiguous') then

@@ -8,8 +8,8 @@
 -- ARGV[1] lead id, ARGV[2] lock token ('' keeps the lock), ARGV[3] new status ('' keeps it), ARGV[4] due (ms) to
 -- park until ('' = not parked; 'finish' = out of pending and parked), ARGV[5] lease ms, ARGV[6] new reservation
 -- deadline (ms), ARGV[7] 'hold' / 'unhold' / '' (the pause's held set), ARGV[8] change to `attempts` (0 or -1),
--- ARGV[9] counters to add one to (comma list), ARGV[10] number of history entries n, ARGV[11..10+n] entries,
--- then field/value pairs.
+-- ARGV[9] counters (comma list: `name` adds one, `name=amount` adds amount), ARGV[10] number of history
+-- entries n, ARGV[11..10+n] entries, then field/value pairs.
 -- Returns the status before.
 local lead = ARGV[1]
 local current = redis.call('HGET', KEYS[1], 'status')
@@ -22,7 +22,10 @@ if ARGV[3] ~= '' and open then redis.call('HSET', KEYS[1], 'status', ARGV[3]) en
 if tonumber(ARGV[8]) ~= 0 then redis.call('HINCRBY', KEYS[1], 'attempts', tonumber(ARGV[8])) end
 for i = 11, 10 + n do redis.call('RPUSH', KEYS[2], ARGV[i]) end
 if n > 0 then redis.call('LTRIM', KEYS[2], -200, -1) end
-for name in string.gmatch(ARGV[9], '[^,]+') do redis.call('HINCRBY', KEYS[3], name, 1) end
+for token in string.gmatch(ARGV[9], '[^,]+') do
+  local name, amount = string.match(token, '^(.+)=(%d+)$')
+  redis.call('HINCRBY', KEYS[3], name or token, amount and tonumber(amount) or 1)
+end
 if ARGV[4] == 'finish' then
   redis.call('ZREM', KEYS[4], lead)
   redis.call('ZREM', KEYS[5], lead)
