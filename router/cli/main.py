@@ -131,7 +131,8 @@ def import_leads(
     try:
         pools = sorted(services.pool_names)
         mapping = book_for(services.routing).get(source)
-        report = import_csv(path, store=services.store, enqueue=enqueue, source=source, pools=pools, mapping=mapping)
+        report = import_csv(path, store=services.store, enqueue=enqueue, source=source, pools=pools,
+                            agents=services.agent_names, mapping=mapping)
     except (ValueError, UnicodeDecodeError) as exc:
         typer.echo(f"lead-router import: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -168,7 +169,7 @@ def consume(
     with Connection(broker) as connection:
         typer.echo(f"consuming leads from queue {queue!r}")
         LeadConsumer(connection, queue=queue, store=services.store, enqueue=enqueue, client=services.redis,
-                     source=source, pools=sorted(services.pool_names),
+                     source=source, pools=sorted(services.pool_names), agents=services.agent_names,
                      mapping=book_for(services.routing).get(source)).run()
 
 

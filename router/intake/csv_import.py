@@ -44,7 +44,8 @@ def validation_message(exc: ValidationError) -> str:
 
 
 def take_item(
-    data: Any, *, store: LeadStore, enqueue: Callable[[str], None], source: str, pools: Collection[str] | None = None
+    data: Any, *, store: LeadStore, enqueue: Callable[[str], None], source: str, pools: Collection[str] | None = None,
+    agents: Collection[str] | None = None,
 ) -> IntakeResult:
     """Validate one item and take it; raises ValueError with a clear message when it is not a valid lead."""
     try:
@@ -52,7 +53,7 @@ def take_item(
     except ValidationError as exc:
         raise ValueError(validation_message(exc)) from None
     try:
-        return take_lead(lead, store=store, enqueue=enqueue, source=source, pools=pools)
+        return take_lead(lead, store=store, enqueue=enqueue, source=source, pools=pools, agents=agents)
     except IntakeConflict as exc:
         raise ValueError(str(exc)) from None
 
@@ -74,6 +75,7 @@ def import_csv(
     enqueue: Callable[[str], None],
     source: str = "csv",
     pools: Collection[str] | None = None,
+    agents: Collection[str] | None = None,
     mapping: Source | None = None,
 ) -> ImportReport:
     """Import every row; with `mapping` (a source of the routing file) each row is that CRM's record, mapped."""
@@ -82,7 +84,8 @@ def import_csv(
         rows = read_csv(stream) if mapping is None else _raw_rows(stream)
         for line, data in rows:
             try:
-                results = _take_row(data, store=store, enqueue=enqueue, source=source, pools=pools, mapping=mapping)
+                results = _take_row(data, store=store, enqueue=enqueue, source=source, pools=pools, agents=agents,
+                                    mapping=mapping)
             except ValueError as exc:
                 report.errors.append(f"line {line}: {exc}")
                 continue
@@ -102,13 +105,13 @@ def _raw_rows(stream: TextIO) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def _take_row(
     data: dict[str, Any], *, store: LeadStore, enqueue: Callable[[str], None], source: str,
-    pools: Collection[str] | None, mapping: Source | None,
+    pools: Collection[str] | None, agents: Collection[str] | None, mapping: Source | None,
 ) -> tuple[IntakeResult, ...]:
     if mapping is None:
-        return (take_item(data, store=store, enqueue=enqueue, source=source, pools=pools),)
+        return (take_item(data, store=store, enqueue=enqueue, source=source, pools=pools, agents=agents),)
     from router.intake.sources.intake import take_payload
 
-    return take_payload(mapping, data, store=store, enqueue=enqueue, pools=pools).leads
+    return take_payload(mapping, data, store=store, enqueue=enqueue, pools=pools, agents=agents).leads
 
 
 def decode_message(body: Any) -> Any:

@@ -55,6 +55,7 @@ class LeadConsumer(ConsumerMixin):
         client: redis.Redis,
         source: str,
         pools: Collection[str] | None = None,
+        agents: Collection[str] | None = None,
         mapping: Source | None = None,
         max_backoff: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -67,6 +68,7 @@ class LeadConsumer(ConsumerMixin):
         self._source = mapping.name if mapping is not None else source
         self._mapping = mapping
         self._pools = pools
+        self._agents = agents
         self._rejected_key = store.keys.consume_rejected
         self._max_backoff = max_backoff
         self._sleep = sleep
@@ -97,10 +99,12 @@ class LeadConsumer(ConsumerMixin):
     def _take(self, message: Message) -> tuple[IntakeResult, ...]:
         if self._mapping is None:
             item = decode_message(_raw(message))
-            taken = take_item(item, store=self._store, enqueue=self._enqueue, source=self._source, pools=self._pools)
+            taken = take_item(item, store=self._store, enqueue=self._enqueue, source=self._source, pools=self._pools,
+                              agents=self._agents)
             return (taken,)
         payload = decode_body(_raw(message), content_type=message.content_type)
-        result = take_payload(self._mapping, payload, store=self._store, enqueue=self._enqueue, pools=self._pools)
+        result = take_payload(self._mapping, payload, store=self._store, enqueue=self._enqueue, pools=self._pools,
+                              agents=self._agents)
         return result.leads
 
     def _refuse(self, message: Message, reason: str) -> None:

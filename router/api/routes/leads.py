@@ -61,13 +61,13 @@ async def post_lead(
         if door.queues_itself:
             request_id = structlog.contextvars.get_contextvars().get("request_id") or ""
             result = await accept_lead(
-                lead, door=door, source="api", pools=services.pool_names, webhook_id=webhook_id,
-                request_id=request_id,
+                lead, door=door, source="api", pools=services.pool_names, agents=services.agent_names,
+                webhook_id=webhook_id, request_id=request_id,
             )
         else:  # the broker is elsewhere: publish through Celery, off the event loop
             result = await run_in_threadpool(
                 take_lead, lead, store=services.store, enqueue=enqueue, source="api", pools=services.pool_names,
-                webhook_id=webhook_id,
+                agents=services.agent_names, webhook_id=webhook_id,
             )
     except UnknownPool as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None

@@ -101,7 +101,7 @@ async def post_source(name: str, request: Request, services: ServicesDep, enqueu
     try:
         taken = await run_in_threadpool(
             take_payload, source, payload, store=services.store, enqueue=enqueue, counters=services.counters,
-            pools=services.pool_names,
+            pools=services.pool_names, agents=services.agent_names,
         )
     except (MappingError, UnknownPool) as exc:
         log.warning("source_payload_refused", reason=str(exc)[:300])
