@@ -14,13 +14,14 @@ from datetime import UTC, datetime
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from workers.clock import now_ms
 from workers.routing import schedule
 from workers.routing.agents import AgentState
 from workers.services import Services
 from workers.store import histograms
 from workers.store.counters import plain
 from workers.store.keys import Keys, broker_queue
-from workers.store.lead_record import Status
+from workers.store.lead_record import OPEN, Status
 
 __all__ = ["AGENT_STATES", "FAMILIES", "RouterCollector"]
 
@@ -48,6 +49,8 @@ FAMILIES = {
 }
 
 _CHUNK = 1000
+#: Finished leads count in `lead_router_leads_by_status` for this long after they were accepted.
+FINISHED_WINDOW_MS = 24 * 3600 * 1000
 
 
 class RouterCollector:
@@ -93,9 +96,10 @@ class RouterCollector:
         for name, value in services.parking.counts().items():
             by_set.add_metric([name], value)
         yield by_set
-        by_status = GaugeMetricFamily("lead_router_leads_by_status", "Leads kept (not yet shrunk by retention) "
-                                      "by status", labels=["status"])
-        for name, value in leads_by_status(services.redis, services.keys).items():
+        by_status = GaugeMetricFamily(
+            "lead_router_leads_by_status", "Leads by status: every open lead, and the finished leads accepted in the "
+            "last 24 hours", labels=["status"])
+        for name, value in leads_by_status(services.redis, services.keys, now_ms=now_ms()).items():
             by_status.add_metric([name], value)
         yield by_status
 
@@ -160,20 +164,31 @@ def agent_state(agent: AgentState, *, on_shift: bool) -> str:
     return "available"
 
 
-def leads_by_status(client: redis.Redis, keys: Keys) -> dict[str, int]:
-    """Count the kept leads (the retention index) by status, a chunk of pipelined reads at a time."""
+def leads_by_status(client: redis.Redis, keys: Keys, *, now_ms: int) -> dict[str, int]:
+    """Every open lead (the pending set) and the finished leads accepted in the last `FINISHED_WINDOW_MS` (the
+    created index), by status: a scrape reads the backlog and a day's leads, not the whole retention."""
     counts = dict.fromkeys((str(status) for status in Status), 0)
+    open_statuses = {str(status) for status in OPEN}
+    for status in _statuses(client, keys, keys.pending, "-inf"):
+        if status in open_statuses:
+            counts[status] += 1
+    for status in _statuses(client, keys, keys.created, now_ms - FINISHED_WINDOW_MS):
+        if status in counts and status not in open_statuses:
+            counts[status] += 1
+    return counts
+
+
+def _statuses(client: redis.Redis, keys: Keys, index: str, low: int | str) -> Iterator[str | None]:
+    """The status of each lead in the sorted set `index` scored from `low`, a chunk of pipelined reads at a time."""
     start = 0
     while True:
-        ids: list[str] = client.zrange(keys.created, start, start + _CHUNK - 1)  # type: ignore[assignment]
+        ids: list[str] = client.zrangebyscore(index, low, "+inf", start=start, num=_CHUNK)  # type: ignore[assignment]
         if not ids:
-            return counts
+            return
         pipe = client.pipeline(transaction=False)
         for lead_id in ids:
             pipe.hget(keys.lead(lead_id), "status")
-        for status in pipe.execute():
-            if status in counts:
-                counts[status] += 1
+        yield from pipe.execute()
         start += _CHUNK
 
 

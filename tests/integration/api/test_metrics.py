@@ -8,11 +8,16 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import redis
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from router.api.metrics import AGENT_STATES, FAMILIES
+from router.api.metrics import AGENT_STATES, FAMILIES, leads_by_status
 from tests.harness import ROOT, Stack, wait_until
+from workers.clock import now_ms
+from workers.store.keys import Keys
+from workers.store.lead_record import Status
+from workers.store.records import LeadStore
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "lead-router.json"
 
@@ -101,15 +106,14 @@ def test_the_limiter_counts_its_waits_and_the_queue_its_depth(make_stack: Callab
     assert values(families["lead_router_queue_depth"], "lead_router_queue_depth", queue="leads") == [4]
     assert by_label(families["lead_router_leads_by_status"], "lead_router_leads_by_status", "status")["queued"] == 4
     stack.start_worker()
-    stack.wait_status("Q0", "posted")
-    stack.wait_status("Q1", "posted")
 
-    def waited() -> dict[str, Metric] | None:
+    def waited() -> dict[str, Metric] | None:  # two posted (the limit), the other two waiting for the next minute
         families = scrape(stack)
         waits = values(families["lead_router_limiter_waits"], "lead_router_limiter_waits_total")
-        return families if waits and waits[0] >= 2 else None
+        statuses = by_label(families["lead_router_leads_by_status"], "lead_router_leads_by_status", "status")
+        return families if waits and waits[0] >= 2 and statuses["waiting"] == 2 else None
 
-    families = wait_until(waited, timeout=20, what="the limiter's waits counted")
+    families = wait_until(waited, timeout=30, what="the limiter's waits counted")
     statuses = by_label(families["lead_router_leads_by_status"], "lead_router_leads_by_status", "status")
     assert statuses["posted"] == 2 and statuses["waiting"] == 2
     assert values(families["lead_router_limiter_requests_in_window"],
@@ -155,3 +159,18 @@ def test_an_idle_router_declares_every_family_with_its_type(make_stack: Callable
     assert {name: family.type for name, family in families.items()} == FAMILIES
     assert {s.name for family in families.values() for s in family.samples} <= exposed_names()
     assert values(families["lead_router_delivery_paused"], "lead_router_delivery_paused") == [0]
+
+
+def test_leads_by_status_counts_every_open_lead_and_the_finished_ones_of_a_day(client: redis.Redis, keys: Keys) -> None:
+    store = LeadStore(client, keys=keys)
+    for lead_id in ("L1", "L2", "L3", "L4"):
+        store.accept(lead_id=lead_id, payload={"id": lead_id, "number": "998314242"}, source="api")
+    store.transition("L1", Status.POSTED, allowed=frozenset(Status))
+    store.transition("L2", Status.COMPLETED, allowed=frozenset(Status))
+    store.transition("L4", Status.WAITING, allowed=frozenset(Status))
+    now = now_ms()
+    two_days_ago = now - 2 * 86_400_000
+    client.zadd(keys.created, {"L2": two_days_ago, "L3": two_days_ago})  # accepted long ago
+    counts = leads_by_status(client, keys, now_ms=now)
+    assert counts == {"accepted": 1, "queued": 0, "waiting": 1, "assigned": 0, "retrying": 0, "posted": 1,
+                      "connected": 0, "completed": 0, "dead": 0}
