@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     ryng_campaign_name_template: str = "{lead_id}"
     ryng_lead_id_field: int = Field(default=8, ge=1, le=8, description="customFieldN that carries the lead id")
     ryng_field_map: str = Field(default="", description="Name:N,... fixed customField slots for lead fields")
+    ryng_rate_window_seconds: float = Field(
+        default=61.0, gt=0, le=3600,
+        description="the limiter's window (Ryng's minute plus a second of margin; shorter only for tests)")
+    ryng_max_batch: int = Field(
+        default=1, ge=1, le=500, description="leads one request may carry under a backlog (1: batching off)")
+    ryng_batch_delay_seconds: float = Field(
+        default=1.0, ge=0, le=60, description="how long a lead may wait to be batched when a backlog builds")
 
     # --- Storage and queue --------------------------------------------------------------------------
     redis_url: str | None = None
@@ -44,6 +51,10 @@ class Settings(BaseSettings):
     celery_visibility_timeout: int = Field(default=3600, ge=5, le=86_400)
     router_key_prefix: str = Field(default="lr", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     router_embedded_redis_dir: str = "var/redis"
+    router_embedded_redis_port: int = Field(
+        default=6390, ge=1, le=65535, description="`lead-router run`'s embedded Redis port (kept from run to run)")
+    router_run_dir: str = Field(
+        default="var", description="`lead-router run`'s kept secrets and run.env (where the CLI finds its Redis)")
     # --- Scale-out and failover ----------------------------------------------------------------------
     celery_queue: str = Field(default="leads", pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
                               description="the broker queue the workers take delivery tasks from")
@@ -95,6 +106,10 @@ class Settings(BaseSettings):
     router_outcome_backoff_base_seconds: float = Field(default=5.0, gt=0, le=3600)
     router_outcome_backoff_max_seconds: float = Field(default=1800.0, gt=0, le=86_400)
     router_outcome_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # --- Records of id-only events read from the CRM's API (a source's [sources.fetch]) ----------------
+    router_fetch_max_attempts: int = Field(default=10, ge=1, le=100)
+    router_fetch_backoff_base_seconds: float = Field(default=5.0, gt=0, le=3600)
+    router_fetch_backoff_max_seconds: float = Field(default=900.0, gt=0, le=86_400)
     # --- Front door: who may read leads, and how many connections one client may hold ------------------
     router_read_token: SecretStr | None = Field(default=None, description="bearer token that may read leads")
     router_loopback_reads: bool = Field(

@@ -28,6 +28,7 @@ from jmespath.exceptions import JMESPathError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from config.conditions import Condition
+from config.fetch_models import MAPPING_KEYS, FetchConfig
 
 __all__ = [
     "OUTCOME_FIELDS",
@@ -39,12 +40,13 @@ __all__ = [
     "check_outcome_template",
     "check_path",
     "condition_paths",
+    "record_source",
     "source_problems",
 ]
 
 Preset = Literal["leadsquared", "hubspot", "zoho", "salesforce", "pipedrive", "generic"]
 PRESETS: tuple[Preset, ...] = ("leadsquared", "hubspot", "zoho", "salesforce", "pipedrive", "generic")
-AuthScheme = Literal["none", "token", "basic", "standard_webhooks", "hubspot", "salesforce"]
+AuthScheme = Literal["none", "token", "basic", "standard_webhooks", "hubspot", "salesforce", "meta"]
 HubSpotVersion = Literal["v1", "v2", "v3"]
 NumberFormat = Literal["e164", "national", "as_sent"]
 _NAME = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -107,6 +109,8 @@ class SourceAuth(_Model):
     - `hubspot`: `X-HubSpot-Signature` v1/v2 and `X-HubSpot-Signature-v3` (timestamp within
       `tolerance_seconds`); `secret_env` holds the app's client secret.
     - `salesforce`: the Outbound Message's `OrganizationId` must be `organization_id`.
+    - `meta`: Meta's `X-Hub-Signature-256` (HMAC-SHA256 of the body with the app secret in `secret_env`); the
+      subscription check (`GET` with `hub.verify_token`) is answered when it names `verify_token_env`'s value.
     """
 
     scheme: AuthScheme
@@ -115,12 +119,15 @@ class SourceAuth(_Model):
     username: str | None = Field(default=None, max_length=200)
     secret_env: str | None = Field(default=None, pattern=_ENV, description="environment variable with the secret")
     organization_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
+    verify_token_env: str | None = Field(
+        default=None, pattern=_ENV, description="meta: environment variable with the subscription's verify token"
+    )
     versions: tuple[HubSpotVersion, ...] = ("v1", "v2", "v3")
     tolerance_seconds: int = Field(default=300, ge=1, le=3600)
 
     @model_validator(mode="after")
     def _complete(self) -> SourceAuth:
-        needs_secret = self.scheme in ("token", "basic", "standard_webhooks", "hubspot")
+        needs_secret = self.scheme in ("token", "basic", "standard_webhooks", "hubspot", "meta")
         if needs_secret and self.secret_env is None:
             raise ValueError(f"scheme {self.scheme!r} needs secret_env (the environment variable holding it)")
         if self.scheme == "token" and (self.header is None) == (self.query is None):
@@ -129,6 +136,8 @@ class SourceAuth(_Model):
             raise ValueError("scheme 'basic' needs a username")
         if self.scheme == "salesforce" and self.organization_id is None:
             raise ValueError("scheme 'salesforce' needs organization_id")
+        if self.scheme == "meta" and self.verify_token_env is None:
+            raise ValueError("scheme 'meta' needs verify_token_env (the token Meta's subscription check sends)")
         if self.scheme == "hubspot" and not self.versions:
             raise ValueError("scheme 'hubspot' needs at least one of versions v1, v2, v3")
         return self
@@ -184,6 +193,9 @@ class SourceConfig(_Model):
     outcome_template: dict[str, Any] | None = Field(
         default=None, description="reshapes the outcome: {placeholder} strings over its fields, nested tables"
     )
+    fetch: FetchConfig | None = Field(
+        default=None, description="read an id-only event's record from the CRM's API (see config.fetch_models)"
+    )
 
     @model_validator(mode="after")
     def _outcomes(self) -> SourceConfig:
@@ -191,6 +203,21 @@ class SourceConfig(_Model):
             raise ValueError("outcome_url needs outcome_secret_env: outcomes are always signed")
         if self.outcome_template is not None:
             check_outcome_template(self.outcome_template)
+        return self
+
+    @model_validator(mode="after")
+    def _fetch(self) -> SourceConfig:
+        fetch = self.fetch
+        if fetch is None:
+            return self
+        if fetch.url is None and fetch.defaults(self.preset) is None:
+            raise ValueError(f"fetch: give api (hubspot, meta, pipedrive) or url: preset {self.preset!r} has no API")
+        if fetch.id is not None:
+            check_path(fetch.id)
+        for path in fetch.placeholders():
+            check_path(path)
+        if self.name != _RECORD:  # the fetched record's mapping is checked once, here
+            record_source(self)
         return self
 
     @field_validator("events", "id", "fields_root")
@@ -242,6 +269,27 @@ class SourceConfig(_Model):
         return value
 
 
+#: The name of the mapping a fetched record goes through (never a source of its own).
+_RECORD = "fetched-record"
+
+
+def record_source(source: SourceConfig) -> SourceConfig:
+    """The mapping of a source's fetched records: `fetch.mapping`, else the source's own keys, else the API's.
+
+    The record id is the event's, so the result has no `id`, `events` or `filter`; it has the source's preset.
+    """
+    fetch = source.fetch
+    if fetch is None:
+        raise ValueError(f"source {source.name!r} declares no fetch")
+    api = fetch.defaults(source.preset)
+    own = source.model_dump(include=set(MAPPING_KEYS), exclude_unset=True)
+    data: dict[str, Any] = {**(api.mapping if api else {}), **own, **(fetch.mapping or {})}
+    try:
+        return SourceConfig.model_validate({"name": _RECORD, "preset": source.preset, "auth": "none", **data})
+    except ValueError as exc:
+        raise ValueError(f"fetch.mapping: {exc}") from None
+
+
 def source_problems(
     sources: tuple[SourceConfig, ...], *, pools: list[str], agents: list[str]
 ) -> list[tuple[tuple[str, ...], str]]:
@@ -263,6 +311,12 @@ def source_problems(
         auth = source.auth
         if isinstance(auth, SourceAuth) and auth.secret_env is not None and auth.secret() is None:
             problems.append(((*path, "auth", "secret_env"), f"environment variable {auth.secret_env} is not set"))
+        if isinstance(auth, SourceAuth) and auth.verify_token_env and not os.environ.get(auth.verify_token_env):
+            problems.append(((*path, "auth", "verify_token_env"),
+                             f"environment variable {auth.verify_token_env} is not set"))
+        if source.fetch is not None and not os.environ.get(source.fetch.token_env):
+            problems.append(((*path, "fetch", "token_env"),
+                             f"environment variable {source.fetch.token_env} is not set"))
         if source.outcome_secret_env is not None and not os.environ.get(source.outcome_secret_env):
             problems.append(((*path, "outcome_secret_env"),
                              f"environment variable {source.outcome_secret_env} is not set"))

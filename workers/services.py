@@ -24,6 +24,9 @@ from config.settings import Settings, get_settings
 from workers.delivery.deliverer import LOCKED_RETRY_SECONDS, Deliverer
 from workers.delivery.ledger import DeliveryLedger
 from workers.delivery.policy import DeliveryPolicy
+from workers.fetch.crm_api import CrmApi
+from workers.fetch.fetcher import Fetcher
+from workers.fetch.waits import FETCH_LEASE_SECONDS, FetchWaits
 from workers.outcomes.outbox import Outbox
 from workers.outcomes.sender import OutcomeSender
 from workers.routing.agents import AgentStore
@@ -45,7 +48,8 @@ from workers.store.retention import Retention, RetentionPolicy
 
 __all__ = ["LIMITER_WINDOW_SECONDS", "Services", "close_process_services", "process_services"]
 
-#: One second of margin on Ryng's minute: network delay may move a request into Ryng's next window.
+#: One second of margin on Ryng's minute: network delay may move a request into Ryng's next window
+#: (the default of RYNG_RATE_WINDOW_SECONDS).
 LIMITER_WINDOW_SECONDS = 61.0
 
 
@@ -64,6 +68,8 @@ class Services:
     ryng_transport: httpx.BaseTransport | None = None
     #: httpx transport for outcomes sent to CRMs (tests may pass `httpx.MockTransport`); None: the network.
     outcome_transport: httpx.BaseTransport | None = None
+    #: httpx transport for reading records from CRMs' APIs (tests may pass `httpx.MockTransport`); None: the network.
+    fetch_transport: httpx.BaseTransport | None = None
     #: How the deliverer sleeps through a short wait (tests record instead).
     sleep: Callable[[float], None] = time.sleep
     #: Seconds between looks at the routing file; 0 looks on every `follow_routing()`.
@@ -119,7 +125,7 @@ class Services:
     def limiter(self) -> RateLimiter:
         return RateLimiter(
             self.redis, keys=self.keys, limit=self.settings.ryng_rate_limit_per_min,
-            window_seconds=LIMITER_WINDOW_SECONDS,
+            window_seconds=self.settings.ryng_rate_window_seconds,
         )
 
     @cached_property
@@ -278,23 +284,40 @@ class Services:
     @cached_property
     def outcome_sender(self) -> OutcomeSender:
         settings = self.settings
-        policy = DeliveryPolicy(
-            backoff_base_seconds=settings.router_outcome_backoff_base_seconds,
-            backoff_max_seconds=max(settings.router_outcome_backoff_max_seconds,
-                                    settings.router_outcome_backoff_base_seconds),
-        )
+        policy = _backoff(settings.router_outcome_backoff_base_seconds, settings.router_outcome_backoff_max_seconds)
         client = httpx.Client(timeout=settings.router_outcome_timeout_seconds, transport=self.outcome_transport)
         return OutcomeSender(outbox=self.outbox, client=client, policy=policy,
                              max_attempts=settings.router_outcome_max_attempts)
 
+    # --- id-only events: their records read from the CRM's API -------------------------------------------
+
+    @cached_property
+    def fetch_waits(self) -> FetchWaits:
+        return FetchWaits(self.redis, keys=self.keys, store=self.store,
+                          lease_seconds=max(self.settings.router_lease_seconds, FETCH_LEASE_SECONDS))
+
+    @cached_property
+    def fetcher(self) -> Fetcher:
+        from workers.tasks import enqueue  # the delivery task (imported late: the tasks module imports this one)
+
+        settings = self.settings
+        policy = _backoff(settings.router_fetch_backoff_base_seconds, settings.router_fetch_backoff_max_seconds)
+        return Fetcher(
+            waits=self.fetch_waits, store=self.store, api=CrmApi(httpx.Client(transport=self.fetch_transport)),
+            routing=lambda: self.routing, policy=policy, max_attempts=settings.router_fetch_max_attempts,
+            enqueue=enqueue, on_dead=lambda lead_id: self.outbox.notify(lead_id, kind="lead.dead"),
+            counters=self.counters,
+        )
+
     def close(self) -> None:
-        """Close what was opened: the Ryng client (if it was ever built) and the Redis client."""
+        """Close what was opened: the Ryng and CRM clients (if they were ever built) and the Redis client."""
         ryng = self.__dict__.get("ryng")
         if ryng is not None:
             ryng.close()
-        sender = self.__dict__.get("outcome_sender")
-        if sender is not None:
-            sender.close()
+        for name in ("outcome_sender", "fetcher"):
+            opened = self.__dict__.get(name)
+            if opened is not None:
+                opened.close()
         self.redis.close()
 
     async def aclose(self) -> None:
@@ -303,6 +326,11 @@ class Services:
         if client is not None:
             await client.aclose()
         self.close()
+
+
+def _backoff(base_seconds: float, max_seconds: float) -> DeliveryPolicy:
+    """A jittered backoff from `base_seconds`, doubling up to `max_seconds` (never below the base)."""
+    return DeliveryPolicy(backoff_base_seconds=base_seconds, backoff_max_seconds=max(max_seconds, base_seconds))
 
 
 def _no_enqueue(lead_id: str) -> None:

@@ -36,6 +36,14 @@ def send_outcome(lead_id: str) -> str:
     return str(sent)
 
 
+@app.task(name="lead_router.fetch_lead", ignore_result=True)
+def fetch_lead(lead_id: str) -> str:
+    """Read a waiting lead's record from its CRM's API, then hand it to delivery (a claim from the waits)."""
+    fetched = process_services().fetcher.run(lead_id)
+    log.info("fetch_step", lead_id=lead_id, outcome=fetched)
+    return str(fetched)
+
+
 def enqueue(lead_id: str, *, request_id: str | None = None) -> None:
     """Publish one delivery task for a lead (the lead id and request id travel in the headers)."""
     request_id = request_id or structlog.contextvars.get_contextvars().get("request_id") or ""
@@ -62,12 +70,18 @@ def start_pump() -> Pump:
             send_outcome.apply_async(args=(lead_id,), headers={"lead_id": lead_id})
         return len(claimed)
 
+    def send_fetches() -> int:
+        claimed = services.fetch_waits.claim_due()
+        for lead_id in claimed:
+            fetch_lead.apply_async(args=(lead_id,), headers={"lead_id": lead_id})
+        return len(claimed)
+
     pump = Pump(
         parking=services.parking,
         enqueue=enqueue,
         expire_reservations=expire_reservations,
         interval=services.settings.router_pump_interval_seconds,
-        outcomes=send_outcomes,
+        outcomes=lambda: send_outcomes() + send_fetches(),
     )
     pump.start()
     return pump

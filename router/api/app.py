@@ -10,11 +10,14 @@ import redis
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from config.settings import Settings, get_settings
+from router.api.deps import Intake
+from router.api.intake_endpoint import IntakeEndpoint
 from router.api.limits import BodyLimitMiddleware
 from router.api.request_log import RequestLogMiddleware, mask_path
-from router.api.routes import admin, agents, callbacks, health, leads, routing, sources
+from router.api.routes import admin, agents, callbacks, health, leads, routing, sources, ui
 from router.api.signatures import WebhookVerifier
 from workers.services import Services
 
@@ -45,6 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.verifier = build_verifier(settings)
         app.state.enqueue = enqueue
         app.state.front_door = services.front_door  # its asyncio Redis client belongs to this event loop
+        app.state.intake = Intake(
+            services=services, door=services.front_door, verifier=app.state.verifier, enqueue=enqueue
+        )
         follower = asyncio.create_task(services.routing_watch.follow(services.adopt_routing))
         try:
             yield
@@ -52,12 +58,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             follower.cancel()
             await services.aclose()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI's and ReDoc's files from the fastapi-offline package: no CDN.
+    app = FastAPIOffline(
         title="Ryng lead router",
         version="0.1.0",
         description="Routes CRM leads to Ryng agents with a cross-campaign round robin.",
         lifespan=lifespan,
     )
+    app.add_middleware(IntakeEndpoint)  # innermost of ours: `POST /v1/leads` is served here, limited and logged
     app.add_middleware(
         BodyLimitMiddleware,
         max_body_bytes=settings.router_max_body_bytes,
@@ -71,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routing.router)
     app.include_router(admin.router)
     app.include_router(sources.router)
+    app.include_router(ui.router)
     _install_handlers(app, secrets=_secrets(settings))
     return app
 

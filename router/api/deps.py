@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 import redis
@@ -32,8 +33,8 @@ from workers.store.records import LeadStore
 
 __all__ = [
     "AdminDep", "AgentStoreDep", "AssignerDep", "CallbacksDep", "CountersDep", "EnqueueDep", "FrontDoorDep",
-    "KeysDep", "OutboxDep", "ParkingDep", "PauseDep", "ReaderDep", "RedisDep", "RoutingWatchDep", "ServicesDep",
-    "SettingsDep", "StoreDep", "VerifierDep", "require_admin", "require_reader",
+    "Intake", "IntakeDep", "KeysDep", "OutboxDep", "ParkingDep", "PauseDep", "ReaderDep", "RedisDep",
+    "RoutingWatchDep", "ServicesDep", "SettingsDep", "StoreDep", "VerifierDep", "require_admin", "require_reader",
 ]
 
 
@@ -57,7 +58,23 @@ async def get_front_door(request: Request) -> FrontDoor:
     return door
 
 
+@dataclass(frozen=True, slots=True)
+class Intake:
+    """What `POST /v1/leads` uses, in one dependency (the intake is the hot path: one resolution, not four)."""
+
+    services: Services
+    door: FrontDoor
+    verifier: WebhookVerifier
+    enqueue: Callable[[str], None]
+
+
+async def get_intake(request: Request) -> Intake:
+    intake: Intake = request.app.state.intake
+    return intake
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
+IntakeDep = Annotated[Intake, Depends(get_intake)]
 VerifierDep = Annotated[WebhookVerifier, Depends(get_verifier)]
 EnqueueDep = Annotated[Callable[[str], None], Depends(get_enqueue)]
 FrontDoorDep = Annotated[FrontDoor, Depends(get_front_door)]

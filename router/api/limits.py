@@ -128,6 +128,7 @@ class BodyLimitMiddleware:
         response_started = False
         body_complete = False  # after the last body chunk, `receive` only waits for a disconnect: no deadline
         deadline: float | None = None  # set by the first `receive`
+        client_left = False  # the client hung up before its request was read: nobody to answer
 
         async def refuse(status: int, detail: str) -> Message:
             nonlocal refused, answered, response_started
@@ -138,7 +139,7 @@ class BodyLimitMiddleware:
             return {"type": "http.disconnect"}
 
         async def limited_receive() -> Message:
-            nonlocal received, body_complete, deadline
+            nonlocal received, body_complete, deadline, client_left
             if refused:
                 return {"type": "http.disconnect"}
             if body_complete or self.body_timeout is None:
@@ -152,6 +153,7 @@ class BodyLimitMiddleware:
                 except TimeoutError:
                     return await refuse(408, _TOO_SLOW)
             if message["type"] != "http.request":
+                client_left = client_left or (message["type"] == "http.disconnect" and not response_started)
                 return message
             if not message.get("more_body", False):
                 body_complete = True
@@ -171,6 +173,9 @@ class BodyLimitMiddleware:
         try:
             await self.app(scope, limited_receive, guarded_send)
         except Exception:
+            if client_left and not response_started:  # e.g. Starlette's ClientDisconnect: not a server error
+                _log.info("The client left before its request body was read; nothing answered.")
+                return
             if not answered:
                 raise
             _log.debug("request body refused; the application's error was discarded", exc_info=True)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
+from typing import get_args
 
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from workers.clock import now_ms
+from workers.operator.snapshot import AgentStateName, agent_state
 from workers.routing import schedule
 from workers.routing.agents import AgentState
 from workers.services import Services
@@ -26,7 +28,7 @@ from workers.store.lead_record import OPEN, Status
 __all__ = ["AGENT_STATES", "FAMILIES", "RouterCollector"]
 
 #: Every agent has exactly one of these states at a time (`lead_router_agent_state` is 1 for it).
-AGENT_STATES = ("available", "paused", "off_shift", "wrap_up", "at_capacity")
+AGENT_STATES: tuple[str, ...] = get_args(AgentStateName)
 
 #: Metric family names as the text exposition writes them (a counter family `x` is exposed as `x_total`).
 FAMILIES = {
@@ -118,7 +120,7 @@ class RouterCollector:
             open_leads.add_metric([agent.name], agent.open)
             capacity.add_metric([agent.name], agent.capacity)
             configured = routing.agent(agent.name)
-            current = agent_state(agent, on_shift=schedule.on_shift(configured.schedule if configured else None, now))
+            current = agent_state(agent, off=not schedule.on_shift(configured.schedule if configured else None, now))
             for name in AGENT_STATES:
                 state.add_metric([agent.name, name], 1 if name == current else 0)
         yield from (picks, open_leads, capacity, state)
@@ -149,19 +151,6 @@ class RouterCollector:
         except redis.RedisError:
             return None
         return None
-
-
-def agent_state(agent: AgentState, *, on_shift: bool) -> str:
-    """One of AGENT_STATES: the first that holds of paused, off shift, wrapping up, at capacity, else available."""
-    if agent.paused:
-        return "paused"
-    if not on_shift:
-        return "off_shift"
-    if agent.wrap_up_until is not None:
-        return "wrap_up"
-    if agent.capacity and agent.open >= agent.capacity:
-        return "at_capacity"
-    return "available"
 
 
 def leads_by_status(client: redis.Redis, keys: Keys, *, now_ms: int) -> dict[str, int]:

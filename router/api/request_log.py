@@ -26,7 +26,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _MASK = "***"
-_QUIET = frozenset({"/healthz", "/readyz", "/metrics"})
+#: Paths polled often (probes, scrapes, the routing page every second): not logged per request.
+_QUIET = frozenset({"/healthz", "/readyz", "/metrics", "/ui/snapshot"})
 log = structlog.get_logger(__name__)
 
 
@@ -61,7 +62,7 @@ class RequestLogMiddleware:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
-        status = 500
+        status = 499  # no response and no error: the client closed the request (nginx's 499); an error is 500
         echo = (b"x-request-id", request_id.encode("latin-1", "replace"))
 
         async def send_with_id(message: Message) -> None:
@@ -73,6 +74,9 @@ class RequestLogMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except BaseException:
+            status = 500 if status == 499 else status
+            raise
         finally:
             path = str(scope.get("path", ""))
             if path not in _QUIET:

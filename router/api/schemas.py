@@ -115,12 +115,19 @@ class LeadRecord(BaseModel):
     agent_mapping: str | None = None
     attempts: int = 0
     possible_duplicate: bool = False
+    batch: str | None = Field(default=None, description="the batch campaign that carried the lead (RYNG_MAX_BATCH)")
+    batch_size: int = Field(default=0, description="how many leads that batch carried")
     updates: int = Field(default=0, description="changed re-sends of this lead by its CRM, kept as updates")
     outcome_status: str | None = Field(default=None, description="outcome to the CRM: pending, retrying, "
                                                                  "delivered or dead")
     outcome_attempts: int = 0
     outcome_last_error: str | None = None
     outcome_delivered_at: str | None = None
+    fetch_status: str | None = Field(default=None, description="an id-only event's record from the CRM's API: "
+                                                               "waiting, retrying, fetched or dead")
+    fetch_attempts: int = 0
+    fetch_last_error: str | None = None
+    fetched_at: str | None = None
     last_outcome: str | None = None
     last_status_code: str | None = None
     last_message: str | None = None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Annotated
 
 import redis
@@ -12,8 +10,9 @@ import typer
 from config.logging import configure_logging
 from config.routing import RoutingConfigError, load_routing
 from config.settings import Settings, get_settings
-from router.cli.settings import services_or_exit, settings_or_exit
-from workers.store.connections import redis_url
+from router.cli.ports import refuse_busy_port
+from router.cli.settings import settings_or_exit
+from workers.store.connections import masked, redis_url
 
 app = typer.Typer(
     name="lead-router",
@@ -55,10 +54,12 @@ def api(
 
     settings = settings_or_exit()
     _startup(settings)
+    bind_host, bind_port = host or settings.router_host, port or settings.router_port
+    refuse_busy_port("api", bind_host, bind_port, fix="ROUTER_PORT / --port")
     uvicorn.run(
         create_app(settings),
-        host=host or settings.router_host,
-        port=port or settings.router_port,
+        host=bind_host,
+        port=bind_port,
         log_config=None,
         access_log=False,
         **uvicorn_limits(  # type: ignore[arg-type]
@@ -92,56 +93,11 @@ def run(
     flower_port: Annotated[int, typer.Option(help="Flower's port (0: no Flower)")] = 5555,
 ) -> None:
     """Start everything for development: embedded Redis, the Ryng sandbox (without a token), API, worker."""
-    settings = settings_or_exit()
+    settings = settings_or_exit(find_run=False, announce=False)
     _startup(settings)
     from router.cli.runner import run_all
 
     raise typer.Exit(run_all(settings, concurrency=concurrency, flower_port=flower_port or None))
-
-
-@app.command()
-def explain(lead_id: str) -> None:
-    """Why a lead went where it went: status, agent, pool, rule, strategy, skipped agents, attempts."""
-    from router.api.records_view import record_view
-
-    view = record_view(services_or_exit().store, lead_id)
-    if view is None:
-        typer.echo(f"no lead with id {lead_id!r}", err=True)
-        raise typer.Exit(1)
-    typer.echo(json.dumps(view.model_dump(exclude_none=True), indent=2))
-
-
-@app.command("import")
-def import_leads(
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV with id,number[,name,pool,agent,...]")],
-    source: Annotated[str, typer.Option(
-        help="a source of the routing file: each row is that CRM's record, mapped; else the name recorded on each "
-             "lead (rules can match it)")] = "csv",
-) -> None:
-    """Import leads from a CSV file: every other column becomes a lead field. Bad rows are listed, not fatal."""
-    from router.intake.csv_import import import_csv
-    from router.intake.sources.intake import book_for
-    from workers.services import Services
-    from workers.tasks import enqueue
-
-    settings = settings_or_exit()
-    _startup(settings)
-    services = Services.from_settings(settings)
-    services.migrate()
-    try:
-        pools = sorted(services.pool_names)
-        mapping = book_for(services.routing).get(source)
-        report = import_csv(path, store=services.store, enqueue=enqueue, source=source, pools=pools,
-                            agents=services.agent_names, mapping=mapping)
-    except (ValueError, UnicodeDecodeError) as exc:
-        typer.echo(f"lead-router import: {exc}", err=True)
-        raise typer.Exit(2) from None
-    finally:
-        services.close()
-    for error in report.errors:
-        typer.echo(f"rejected {error}", err=True)
-    typer.echo(f"{report.taken} taken, {report.duplicates} already known, {len(report.errors)} rejected")
-    raise typer.Exit(1 if report.errors else 0)
 
 
 @app.command()
@@ -176,18 +132,24 @@ def consume(
 def _register() -> None:
     from router.cli.agents import register as register_agents
     from router.cli.dead import dead_app, delivery_app
+    from router.cli.explain import register as register_explain
     from router.cli.export import register as register_export
+    from router.cli.importer import register as register_import
     from router.cli.routing import register as register_routing
     from router.cli.sandbox import sandbox
     from router.cli.sources import register as register_sources
+    from router.cli.status import register as register_status
 
     app.command("sandbox")(sandbox)
     register_agents(app)
+    register_explain(app)
+    register_import(app)
     app.add_typer(dead_app, name="dead", help="Dead letters: list, show, replay, purge.")
     app.add_typer(delivery_app, name="delivery", help="Delivery to Ryng: status, resume after a 403 pause.")
     register_routing(app)
     register_export(app)
     register_sources(app)
+    register_status(app)
 
 
 _register()
@@ -197,8 +159,9 @@ def main() -> None:
     try:
         app(prog_name="lead-router")
     except redis.ConnectionError as exc:  # an operator command with no Redis to talk to: one line, no traceback
-        url = redis_url(get_settings().redis_url)
-        typer.echo(f"lead-router: cannot reach Redis at {url} ({exc}); set REDIS_URL", err=True)
+        url = masked(redis_url(get_settings().redis_url))
+        typer.echo(f"lead-router: cannot reach Redis at {url} ({exc}); set REDIS_URL, or start `make run` in this "
+                   "folder", err=True)
         raise SystemExit(2) from None
 
 

@@ -48,7 +48,7 @@ def check(
     """Validate FILE (TOML or YAML): exit 0 with a summary, or exit 2 with one line per mistake."""
     from router.cli.settings import settings_or_exit
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(announce=False)
     path = str(file) if file is not None else settings.router_routing_file
     try:
         config = load_routing(path=path, agents=settings.agents)

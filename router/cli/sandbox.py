@@ -17,7 +17,8 @@ def sandbox(
     agents: Annotated[
         str, typer.Option(help="Agents as username:id, comma separated, first = Ryng's first.")
     ] = ("alice:10,bob:20"),
-    rate_limit: Annotated[int, typer.Option(help="Requests per token per rolling 60 s.")] = 60,
+    rate_limit: Annotated[int, typer.Option(help="Requests per token per rolling window.")] = 60,
+    rate_window: Annotated[float, typer.Option(help="The rolling window, in seconds (60 at Ryng).")] = 60.0,
     call_delay: Annotated[float, typer.Option(help="Seconds from acceptance to the first callback.")] = 2.0,
     no_calls: Annotated[
         bool, typer.Option("--no-calls", help="Do not simulate calls or send callbacks.")
@@ -29,6 +30,7 @@ def sandbox(
     seed: Annotated[int | None, typer.Option(help="Seed for random failures and call outcomes.")] = None,
 ) -> None:
     """Run the Ryng sandbox: Ryng's Create Campaign API, in memory, with faults and simulated callbacks."""
+    from router.cli.ports import refuse_busy_port
     from router.sandbox import SandboxOptions, parse_agents, serve  # the web stack, only when the sandbox runs
 
     try:
@@ -36,6 +38,7 @@ def sandbox(
             token=token,
             agents=parse_agents(agents),
             rate_limit_per_min=rate_limit,
+            rate_window_seconds=rate_window,
             call_delay_seconds=call_delay,
             simulate_calls=not no_calls,
             callback_retry_seconds=callback_retry,
@@ -46,5 +49,6 @@ def sandbox(
         )
     except (ValueError, ValidationError) as exc:
         raise typer.BadParameter(str(exc)) from exc
+    refuse_busy_port("sandbox", host, port, fix="SANDBOX_PORT / --port")
     typer.echo(f"RYNG_BASE_URL=http://{host}:{port}/rest-api/v1")
     serve(host=host, port=port, options=options)

@@ -17,6 +17,7 @@ from router.cli.settings import settings_or_exit
 from router.intake.sources.decoding import PayloadError, decode_body
 from router.intake.sources.intake import SourceBook
 from router.intake.sources.mapping import MappingError
+from workers.fetch.crm_api import record_url
 
 __all__ = ["register", "sources_app"]
 
@@ -28,7 +29,7 @@ _BY_SUFFIX = {".json": "application/json", ".xml": "text/xml", ".form": "applica
 
 
 def _book() -> SourceBook:
-    settings = settings_or_exit()
+    settings = settings_or_exit(announce=False)
     try:
         routing = load_routing(path=settings.router_routing_file, agents=settings.agents)
     except RoutingConfigError as exc:
@@ -58,8 +59,15 @@ def test_source(
     content_type: Annotated[
         str | None, typer.Option(help="the CRM's content type (default from the suffix: .json .xml .form .txt)")
     ] = None,
+    record: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, help="a sample record as the CRM's API answers it (sources with a fetch)"
+    )] = None,
 ) -> None:
-    """Print the leads a sample payload would become, or why it would be refused (exit code 1)."""
+    """Print the leads a sample payload would become, or why it would be refused (exit code 1).
+
+    An event that carries only its record's id (a source with a fetch) is listed under `fetch` with the URL its
+    record is read from; with `--record`, the lead that record would become is printed too.
+    """
     source = _book().get(name)
     if source is None:
         typer.echo(f"lead-router: no source named {name!r} in the routing file", err=True)
@@ -72,7 +80,21 @@ def test_source(
         typer.echo(f"refused: {exc}", err=True)
         raise typer.Exit(1) from None
     leads = [lead.normalised() for lead in mapped.leads]
-    typer.echo(json.dumps({"source": name, "leads": leads, "ignored": mapped.ignored}, indent=2))
+    fetches: list[dict[str, object]] = [
+        {"id": event.id, "record_url": record_url(source.config, event.crm_id)} for event in mapped.fetches
+    ]
+    if record is not None:
+        for entry, event in zip(fetches, mapped.fetches, strict=True):
+            try:
+                sample = json.loads(record.read_bytes())
+                entry["lead"] = source.mapping.record_lead(sample, lead_id=event.id).normalised()
+            except (ValueError, MappingError) as exc:
+                typer.echo(f"refused: the record: {exc}", err=True)
+                raise typer.Exit(1) from None
+    out: dict[str, object] = {"source": name, "leads": leads, "ignored": mapped.ignored}
+    if source.config.fetch is not None:
+        out["fetch"] = fetches
+    typer.echo(json.dumps(out, indent=2))
 
 
 def register(app: typer.Typer) -> None:

@@ -33,6 +33,7 @@ from router.intake.lead_intake import EnqueueFailed, IntakeResult
 from router.intake.sources.decoding import decode_body
 from router.intake.sources.intake import Source, take_payload
 from workers.clock import iso
+from workers.fetch.waits import FetchWaits
 from workers.store.records import LeadStore
 
 __all__ = ["LeadConsumer"]
@@ -69,6 +70,7 @@ class LeadConsumer(ConsumerMixin):
         self._mapping = mapping
         self._pools = pools
         self._agents = agents
+        self._fetches = FetchWaits(client, keys=store.keys, store=store)  # id-only events wait for their record
         self._rejected_key = store.keys.consume_rejected
         self._max_backoff = max_backoff
         self._sleep = sleep
@@ -104,7 +106,7 @@ class LeadConsumer(ConsumerMixin):
             return (taken,)
         payload = decode_body(_raw(message), content_type=message.content_type)
         result = take_payload(self._mapping, payload, store=self._store, enqueue=self._enqueue, pools=self._pools,
-                              agents=self._agents)
+                              agents=self._agents, fetches=self._fetches)
         return result.leads
 
     def _refuse(self, message: Message, reason: str) -> None:

@@ -79,8 +79,8 @@ def wrk(url: str, seconds: int) -> Load:
     return Load(
         requests=int(total.group(1)),
         seconds=float(total.group(2)) * (60 if total.group(3) == "m" else 1),
-        p50_ms=_ms(re.search(r"50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
-        p99_ms=_ms(re.search(r"99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        p50_ms=_ms(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1)),  # type: ignore[union-attr]
+        p99_ms=_ms(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1)),  # type: ignore[union-attr]
         failures=errors + (int(non_2xx.group(1)) if non_2xx else 0),
     )
 

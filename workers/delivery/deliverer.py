@@ -13,17 +13,18 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Literal
 
 import redis
 import structlog
 
 from workers.clock import iso, now_ms
+from workers.delivery.batch import Batcher, Member
 from workers.delivery.ledger import DeliveryLedger, Settlement, history_entry
 from workers.delivery.policy import DeliveryPolicy
 from workers.routing.assigner import Assigner, LeadFacts, Pick
 from workers.routing.rules import UnknownPoolError
-from workers.ryng.client import CampaignRequest, Outcome, RyngClient, RyngResult
+from workers.ryng.client import Outcome, RyngClient, RyngResult
 from workers.store.counters import Counters
 from workers.store.histograms import observe_send
 from workers.store.lead_record import LeadRecord, WaitReason
@@ -100,6 +101,9 @@ class Deliverer:
         self._counters = counters
         self._sleep = sleep
         self._on_dead = on_dead  # e.g. queue the outcome for the lead's CRM: it will not be called
+        self._batcher = Batcher(
+            ledger=ledger, ryng=ryng, policy=policy, pause=pause, store=store, bury=self._bury_lead,
+        ) if policy.batching else None
 
     def run(self, lead_id: str) -> Step:
         """Deliver the lead if it is still open; returns a short label of what happened."""
@@ -172,26 +176,28 @@ class Deliverer:
                                   fields=pick_fields, events=(pick_event,) if pick_event else ())
             probing = True
         # Built before the attempt is counted: a lead whose payload cannot become a request never counts one.
-        request = CampaignRequest(
-            lead_id=lead_id,
-            name=self._policy.campaign_name_template.format(lead_id=lead_id, agent=agent, pool=pool),
-            number=str(record.payload["number"]),
-            agent=agent,
-            agent_id=int(agent_id) if agent_id.isdigit() else None,
-            fields=_ryng_fields(record.payload),
-            field_slots=dict(self._policy.field_slots),
-            lead_id_slot=self._policy.lead_id_slot,
-            connect_callback_url=self._policy.connect_callback_url,
-            terminal_callback_url=self._policy.terminal_callback_url,
-        )
-        begun = self._ledger.begin(lead_id, pick_fields=pick_fields, pick_event=pick_event, pick_counter=pick_counter)
+        request = self._policy.campaign_request(lead_id, record, agent=agent, agent_id=agent_id, pool=pool)
+        # A batch carries leads with their own agent, never while paused, and never one a batch had to split.
+        batchable = self._batcher is not None and bool(agent) and not paused and not record.batch_split
+        begun = self._ledger.begin(lead_id, pick_fields=pick_fields, pick_event=pick_event, pick_counter=pick_counter,
+                                   may_defer=batchable)
         if begun.outcome == "wait" and begun.wait_seconds <= SHORT_WAIT_SECONDS:
             self._sleep(begun.wait_seconds)
             begun = self._ledger.begin(lead_id)
         if begun.outcome == "gone":
             return Step.already(Status(begun.status)) if begun.status else Step.UNKNOWN
+        if begun.outcome == "defer":  # a backlog: wait a moment for a batch to carry the lead
+            return self._wait(run, WaitReason.RATE_LIMIT, self._policy.batch_delay_seconds,
+                              counters=("batch_deferred",), ready=True)
         if begun.outcome == "wait":
-            return self._wait(run, WaitReason.RATE_LIMIT, begun.wait_seconds, counters=("rate_limited",))
+            return self._wait(run, WaitReason.RATE_LIMIT, begun.wait_seconds, counters=("rate_limited",),
+                              ready=batchable)
+        if batchable and self._batcher is not None:
+            carried = self._batcher.carry(Member(lead_id, begun.attempt, request, created_ms=record.created_ms),
+                                          token=run.token)
+            if carried is not None:
+                run.settled = True
+                return Step(carried)
         result = self._ryng.create_campaign(request)
         run.observed = observe_send(result.outcome, result.elapsed_ms, created_ms=record.created_ms, now_ms=now_ms())
         log.info(
@@ -260,13 +266,15 @@ class Deliverer:
 
     def _wait(
         self, run: _Run, reason: WaitReason, delay: float, *, fields: Mapping[str, str] | None = None,
-        events: tuple[str, ...] = (), counters: tuple[str, ...] = (), attempts_delta: int = 0,
+        events: tuple[str, ...] = (), counters: tuple[str, ...] = (), attempts_delta: int = 0, ready: bool = False,
     ) -> Step:
-        """Park the lead for `delay` (its agent's capacity stays held: it is still on its way)."""
+        """Park the lead for `delay` (its agent's capacity stays held: it is still on its way); `ready`: it waits
+        for the limiter, picked, and a batch may carry it meanwhile."""
         held: Literal["hold", ""] = "hold" if reason == WaitReason.RYNG_UNAUTHORIZED else ""
         self._settle(run, Settlement(
             status=Status.WAITING, fields={**(fields or {}), "wait_reason": reason},
             park_seconds=delay, held=held, events=events, counters=counters, attempts_delta=attempts_delta,
+            ready=ready,
         ))
         return Step.waiting(reason)
 
@@ -277,7 +285,9 @@ class Deliverer:
         run.settled = settlement.unlock
 
     def _bury(self, run: _Run, *, reason: str) -> Step:
-        lead_id = run.lead_id
+        return self._bury_lead(run.lead_id, reason)
+
+    def _bury_lead(self, lead_id: str, reason: str) -> Step:
         if self._store.bury(lead_id, dead_reason=reason[:500], dead_at=iso(), in_task="0", wait_reason="") is None:
             return Step.NOT_BURIED
         self._store.event(lead_id, "dead", reason=reason[:500])
@@ -306,13 +316,6 @@ def _pick_entry(pick: Pick) -> str:
         strategy=pick.strategy, reason=pick.reason, skipped=[{"agent": s.agent, "reason": s.reason}
                                                              for s in pick.skipped],
     )
-
-
-def _ryng_fields(payload: Mapping[str, Any]) -> dict[str, str]:
-    fields = {str(k): str(v) for k, v in (payload.get("fields") or {}).items()}
-    if payload.get("name") and "Name" not in fields:
-        fields = {"Name": str(payload["name"]), **fields}
-    return fields
 
 
 def _seconds_since(since_ms: int) -> float:

@@ -11,6 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import kombu.exceptions
+import redis
 import structlog
 
 from workers.store.parking import Parking
@@ -62,7 +64,11 @@ class Pump:
         while not self._stop.is_set():
             try:
                 self.run_once()
-            except Exception:  # Redis or broker briefly away: keep pumping, leases keep the leads
+            except (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError) as exc:
+                # Redis or broker away (restarting, failing over): one line, not a traceback each round.
+                log.warning("pump_round_failed", error=f"{type(exc).__name__}: {exc}")
+                self._stop.wait(min(5.0, self._interval * 10))
+            except Exception:  # anything else: keep pumping, leases keep the leads
                 log.exception("pump_round_failed")
                 self._stop.wait(min(5.0, self._interval * 10))
             self._stop.wait(self._interval)

@@ -5,7 +5,9 @@ Each file starts with a header saying what its KEYS and ARGV hold. Every key a s
 carries the same hash tag: so each script runs on Redis Cluster too.
 
 `pick.lua` is completed by one strategy file (`strategy_<name>.lua`), spliced in at its `--@STRATEGY@` marker;
-scripts that take a slot from the shared rate limiter get `rate_slot.lua` (a function) at their `--@RATE_SLOT@`.
+scripts that take a slot from the shared rate limiter get `rate_slot.lua` (functions) at their `--@RATE_SLOT@`,
+those that mark a lead `sending` get `mark_sending.lua` at `--@MARK_SENDING@`, and those that settle delivery runs
+get `settle_one.lua` at `--@SETTLE@`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ __all__ = ["FRAGMENTS", "SCRIPTS", "STRATEGIES", "ScriptName", "load_async_scrip
 
 ScriptName = Literal[
     "agent_set",
+    "batch_claim",
+    "batch_settle",
     "callback_apply",
     "dead_purge",
     "dead_replay",
@@ -31,6 +35,9 @@ ScriptName = Literal[
     "delivery_claim",
     "delivery_resume",
     "delivery_settle",
+    "fetch_accept",
+    "fetch_fill",
+    "fetch_retry",
     "lead_accept",
     "lead_bury",
     "lead_intake",
@@ -53,10 +60,10 @@ ScriptName = Literal[
 SCRIPTS: tuple[ScriptName, ...] = get_args(ScriptName)
 STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
 _MARKER = "--@STRATEGY@"
-#: Scripts that take a slot from the shared rate limiter splice in `rate_slot.lua` (a function) at this marker.
-_RATE_SLOT = "--@RATE_SLOT@"
+#: Markers at which scripts splice in a fragment file (functions shared by several scripts).
+_SPLICES = {"--@RATE_SLOT@": "rate_slot", "--@MARK_SENDING@": "mark_sending", "--@SETTLE@": "settle_one"}
 #: Files that are parts of scripts, not scripts.
-FRAGMENTS = ("rate_slot",)
+FRAGMENTS = tuple(_SPLICES.values())
 
 
 @cache
@@ -69,8 +76,9 @@ def script_source(name: ScriptName, *, strategy: Strategy | None = None) -> str:
     text = _read(f"{name}.lua")
     if (strategy is None) != (_MARKER not in text):
         raise ValueError(f"script {name!r} {'needs' if strategy is None else 'takes no'} strategy")
-    if _RATE_SLOT in text:
-        text = text.replace(_RATE_SLOT, _read("rate_slot.lua"))
+    for marker, fragment in _SPLICES.items():
+        if marker in text:
+            text = text.replace(marker, _read(f"{fragment}.lua"))
     return text if strategy is None else text.replace(_MARKER, _read(f"strategy_{strategy}.lua"))
 
 

@@ -6,8 +6,8 @@
 -- with a task) the webhook-id marker.
 -- ARGV[1] payload fingerprint, ARGV[2] lease deadline (ms), ARGV[3] lead id, ARGV[4] history entry (JSON),
 -- ARGV[5] history length kept, ARGV[6] webhook marker TTL (s), ARGV[7] task message ('' = queued elsewhere),
--- ARGV[8] event channel, ARGV[9] task-sent event ('' = none), ARGV[10] now (ms), ARGV[11..] field/value pairs
--- of a new record.
+-- ARGV[8] event channel, ARGV[9] task-sent event ('' = none), ARGV[10] now (ms), ARGV[11] the fields of a
+-- new record (a JSON object of strings: one argument, not a pair each, keeps the call cheap to send).
 -- Returns {outcome, status}: outcome 'created', 'exists' (same fingerprint) or 'conflict'; the status after.
 local lead = KEYS[1]
 local outcome = 'created'
@@ -18,7 +18,12 @@ if existing then
   if status ~= 'accepted' then return {'exists', status} end
   outcome = 'exists'
 else
-  for i = 11, #ARGV, 2 do redis.call('HSET', lead, ARGV[i], ARGV[i + 1]) end
+  local flat = {}
+  for name, value in pairs(cjson.decode(ARGV[11])) do
+    flat[#flat + 1] = name
+    flat[#flat + 1] = value
+  end
+  redis.call('HSET', lead, unpack(flat))
   redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
   redis.call('ZADD', KEYS[4], ARGV[10], ARGV[3])
   redis.call('RPUSH', KEYS[2], ARGV[4])

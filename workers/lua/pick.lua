@@ -7,9 +7,9 @@
 -- (hash): the pool's members, or the one agent named by the lead.
 -- ARGV[1] a JSON request (see `Assigner.pick` in workers/routing/assigner.py): lead_id, number, now_ms,
 -- reservation_ms, sticky_store_ms, mode ('explicit' or 'pick'), pool, rule, strategy, members, and for a pick
--- off_shift, sticky_ms, catch_up.
--- Returns a JSON object: outcome ('existing', 'assigned' or 'none'), agent, pool, strategy, reason, agent_id,
--- rule, skipped ([agent, reason] pairs), wrap_until.
+-- off_shift, sticky_ms, catch_up; `peek` (true) asks who would be picked and writes nothing (see below).
+-- Returns a JSON object: outcome ('existing', 'assigned', 'next' for a peek, or 'none'), agent, pool, strategy,
+-- reason, agent_id, rule, skipped ([agent, reason] pairs), wrap_until.
 local req = cjson.decode(ARGV[1])
 local now = tonumber(req.now_ms)
 local pool = req.pool
@@ -41,6 +41,13 @@ local function reserve(name, key, strategy, reason, agent_id)
     redis.call('HINCRBY', key, 'open', 1)
     redis.call('HINCRBY', key, 'assigned', 1)
     redis.call('HSET', key, 'last_ms', now)
+    -- Picks on the current UTC day: `picks_day` is the day number, `picks_today` restarts with each new day.
+    local day = tostring(math.floor(now / 86400000))
+    if redis.call('HGET', key, 'picks_day') == day then
+      redis.call('HINCRBY', key, 'picks_today', 1)
+    else
+      redis.call('HSET', key, 'picks_day', day, 'picks_today', 1)
+    end
   end
   local sticky_ms = num(req.sticky_store_ms, 0)
   if sticky_ms > 0 and req.number ~= '' then
@@ -57,6 +64,15 @@ if req.mode == 'explicit' then
   return cjson.encode({outcome = 'assigned', agent = req.agent, pool = pool, strategy = 'explicit',
                        reason = 'explicit', agent_id = agent_id or false, skipped = {}})
 end
+
+-- A peek runs the same eligibility and the same strategy, but every write is dropped: the strategies write only
+-- their own state and never read back what they wrote, so the answer is the agent the next plain lead would get.
+local real_redis = redis
+local WRITES = {SET = true, HSET = true, HINCRBY = true, ZADD = true, PEXPIRE = true}
+local redis = {call = function(command, ...)
+  if req.peek and WRITES[string.upper(command)] then return false end
+  return real_redis.call(command, ...)
+end}
 
 --@STRATEGY@
 
@@ -130,6 +146,10 @@ if not chosen then
   end
 end
 
+if req.peek then
+  return cjson.encode({outcome = 'next', agent = chosen.name, pool = pool, strategy = strategy, reason = reason,
+                       agent_id = chosen.id or false, skipped = skipped})
+end
 reserve(chosen.name, chosen.key, strategy, reason, chosen.id)
 return cjson.encode({outcome = 'assigned', agent = chosen.name, pool = pool, strategy = strategy,
                      reason = reason, agent_id = chosen.id or false, skipped = skipped})

@@ -3,7 +3,8 @@
 Changes apply to the next pick on every worker. The keys (agent hashes, pools, reservations) are listed in
 `docs/KEYS.md`; the agent hash holds ordinal, id, weight, capacity, wrap_up_ms (from configuration, written by
 `Assigner.sync`); paused, pause_reason, paused_at, weight_set, capacity_set (live overrides, kept across
-restarts); open, assigned, last_ms, released_ms, wrap_until (kept by the pick and release scripts).
+restarts); open, assigned, last_ms, released_ms, wrap_until, picks_day and picks_today (the picks of that UTC day,
+by its number since the epoch) (kept by the pick and release scripts).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class AgentState(BaseModel):
     capacity: int
     open: int
     assigned: int
+    #: Picks since midnight UTC.
+    picks_today: int = 0
     paused: bool
     pause_reason: str | None
     paused_at: float | None
@@ -157,7 +160,7 @@ class AgentStore:
 
     def _states(self, names: list[str]) -> list[AgentState | None]:
         fields = ("ordinal", "id", "weight", "weight_set", "capacity", "capacity_set", "open", "assigned",
-                  "paused", "pause_reason", "paused_at", "wrap_until", "last_ms")
+                  "paused", "pause_reason", "paused_at", "wrap_until", "last_ms", "picks_day", "picks_today")
         pipe = self._client.pipeline(transaction=False)
         for name in names:
             pipe.hmget(self._keys.agent(name), fields)
@@ -165,6 +168,7 @@ class AgentStore:
         *rows, members = pipe.execute()
         configured = {str(name) for name in members}
         now = time.time()
+        today = str(int(now // 86400))
         states: list[AgentState | None] = []
         for name, row in zip(names, rows, strict=True):
             v: dict[str, str | None] = dict(zip(fields, row, strict=True))
@@ -179,7 +183,8 @@ class AgentStore:
                     configured=name in configured,
                     weight=_int(v["weight_set"], _int(v["weight"], 1)),
                     capacity=_int(v["capacity_set"], _int(v["capacity"])),
-                    open=_int(v["open"]), assigned=_int(v["assigned"]), paused=v["paused"] == "1",
+                    open=_int(v["open"]), assigned=_int(v["assigned"]),
+                    picks_today=_int(v["picks_today"]) if v["picks_day"] == today else 0, paused=v["paused"] == "1",
                     pause_reason=v["pause_reason"], paused_at=_seconds(v["paused_at"]),
                     wrap_up_until=wrap if wrap and wrap > now else None,
                     last_assigned_at=_seconds(v["last_ms"]),

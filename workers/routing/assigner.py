@@ -25,7 +25,7 @@ from workers.routing.reservations import Reservations
 from workers.store.connections import RedisClient
 from workers.store.keys import Keys
 
-__all__ = ["STRATEGIES", "Assigner", "LeadFacts", "Pick", "Skip", "cancel_reservation"]
+__all__ = ["STRATEGIES", "Assigner", "LeadFacts", "NextPick", "Pick", "Skip", "cancel_reservation"]
 
 _MIN_RETRY = 0.1
 #: How many times `sync` reads the registered pools again when another process changed them meanwhile.
@@ -65,6 +65,22 @@ class Pick:
     reason: str
     skipped: tuple[Skip, ...] = ()
     retry_after_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class NextPick:
+    """Who the next plain lead routed to a pool would get (no number, no rule): `agent` None when nobody is
+    eligible, and the members passed over with why."""
+
+    pool: str
+    agent: str | None
+    strategy: str
+    reason: str
+    skipped: tuple[Skip, ...] = ()
+
+
+#: The lead id a peek asks for: it never holds a reservation, so the pick runs in full (and writes nothing).
+_PEEK_LEAD = "\x00peek"
 
 
 def _number_key(number: str) -> str:
@@ -206,6 +222,26 @@ class Assigner:
                 reason=f"{prefix}nobody eligible in pool {pool_name!r} for {config.max_wait_seconds:g} s",
                 skipped=tuple(skipped),
             )
+
+    def peek(self, pool: str, *, now: float | None = None) -> NextPick:
+        """The agent the pool's next plain lead would get, by the same atomic script as `pick`, changing nothing."""
+        at = self._clock() if now is None else now
+        config = self._routing.pool(pool)
+        off = schedule.off_shift(self._routing, self._scheduled[pool], datetime.fromtimestamp(at, tz=UTC))
+        request: dict[str, Any] = {
+            "lead_id": _PEEK_LEAD, "number": "", "now_ms": int(at * 1000), "reservation_ms": self._timeout_ms,
+            "sticky_store_ms": 0, "mode": "pick", "peek": True, "pool": pool, "rule": "",
+            "strategy": config.strategy, "off_shift": off, "sticky_ms": 0, "catch_up": config.catch_up,
+            "members": self._members[pool],
+        }
+        lead_keys = [self._keys.reservation(_PEEK_LEAD), self._keys.reservations, self._keys.sticky("")]
+        reply = self._call(config.strategy, lead_keys, request)
+        skipped = tuple(Skip(agent, reason) for agent, reason in _pairs(reply.get("skipped")))
+        if reply["outcome"] != "next":
+            return NextPick(pool=pool, agent=None, strategy=config.strategy, reason="nobody eligible",
+                            skipped=skipped)
+        return NextPick(pool=pool, agent=str(reply["agent"]), strategy=str(reply["strategy"]),
+                        reason=str(reply["reason"]), skipped=skipped)
 
     def release(self, *, lead_id: str, now: float | None = None, cancel: bool = False) -> bool:
         """Free the lead's capacity reservation; False if it held none.

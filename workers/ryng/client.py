@@ -1,4 +1,4 @@
-"""The Ryng client: post one lead as a one-row campaign and classify what happened.
+"""The Ryng client: post one lead as a one-row campaign (or a batch as one campaign) and classify what happened.
 
 `RyngClient.create_campaign` never raises for HTTP or network trouble; it returns a `RyngResult` whose
 `outcome` tells the caller what to do:
@@ -31,10 +31,11 @@ from typing import Literal
 import httpx
 import structlog
 
-from workers.ryng.payload import CampaignRequest, assign_slots, prepare_body
+from workers.ryng.payload import BatchRequest, CampaignRequest, assign_slots, prepare_body
 
 __all__ = [
     "CAMPAIGN_PATH",
+    "BatchRequest",
     "CampaignRequest",
     "Outcome",
     "RyngClient",
@@ -211,8 +212,9 @@ class RyngClient:
     def timeout(self) -> httpx.Timeout:
         return self._timeout
 
-    def create_campaign(self, request: CampaignRequest) -> RyngResult:
-        """POST one lead; returns a classified result and never raises for HTTP or network errors."""
+    def create_campaign(self, request: CampaignRequest | BatchRequest) -> RyngResult:
+        """POST one lead (or a batch of leads as one campaign); returns a classified result and never raises for
+        HTTP or network errors."""
         prepared = prepare_body(
             request, body_format=self._body_format, form_agent_field=self._form_agent_field
         )

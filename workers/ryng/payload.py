@@ -10,6 +10,12 @@ that mode. Its CSV header row is `number` followed by the custom field NAMES (`L
 order; Ryng numbers the custom fields by column, so with gaps in the slots the column position can differ
 from the JSON slot number. Callback handlers should therefore find the lead id by its name `LeadId` in
 `customFieldNames`, and fall back to `customField<lead_id_slot>`.
+
+A batch (`BatchRequest`, see `workers.delivery.batch`) is several leads as one campaign with `agentMapping:
+"inline"`: each row names its own agent in `agentsAssigned` and carries its own lead id. The campaign has one set
+of custom field names, so the rows share one layout: the union of their field names, placed by `assign_slots` as
+for one lead (fields a row lacks are left out of that row; names beyond the free slots are dropped, reported).
+In form-data the CSV gains an `agentsAssigned` column and the `agents` field says `in-file`.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pydantic import BaseModel, ConfigDict
 __all__ = [
     "LEAD_ID_FIELD",
     "SLOT_COUNT",
+    "BatchRequest",
     "CampaignRequest",
     "PreparedBody",
     "assign_slots",
@@ -62,6 +69,29 @@ class CampaignRequest:
     def __post_init__(self) -> None:
         if not 1 <= self.lead_id_slot <= SLOT_COUNT:
             raise ValueError(f"lead_id_slot must be 1..{SLOT_COUNT}, got {self.lead_id_slot}")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRequest:
+    """Several leads (each with its agent) to post as one campaign with per-row agents."""
+
+    name: str
+    rows: tuple[CampaignRequest, ...]
+
+    def __post_init__(self) -> None:
+        if not self.rows:
+            raise ValueError("a batch needs at least one lead")
+        if any(not row.agent for row in self.rows):
+            raise ValueError("every lead of a batch needs its agent")
+
+    @property
+    def lead_id(self) -> str:
+        """What names the request in logs and its CSV file: the batch's name."""
+        return self.name
+
+    @property
+    def agent(self) -> str:
+        return ",".join(sorted({row.agent for row in self.rows}))
 
 
 def assign_slots(
@@ -117,7 +147,7 @@ class CustomerData(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    jsonData: list[dict[str, str]]
+    jsonData: list[dict[str, str | list[str]]]
     connectCallbackUrl: str | None = None
     terminalCallbackUrl: str | None = None
 
@@ -128,7 +158,7 @@ class CampaignBody(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
-    agentMapping: Literal["global", "all-agents"] = "global"
+    agentMapping: Literal["global", "inline", "all-agents"] = "global"
     agents: list[str] | None = None
     customFieldNames: dict[str, str]
     customerData: CustomerData
@@ -137,7 +167,7 @@ class CampaignBody(BaseModel):
 def build_json_body(request: CampaignRequest) -> tuple[CampaignBody, list[str]]:
     """The JSON body for one lead, and the lead fields that found no slot."""
     columns, dropped = _columns(request)
-    row = {"number": request.number}
+    row: dict[str, str | list[str]] = {"number": request.number}
     row.update({f"customField{slot}": value for slot, _, value in columns})
     body = CampaignBody(
         name=request.name,
@@ -152,6 +182,56 @@ def build_json_body(request: CampaignRequest) -> tuple[CampaignBody, list[str]]:
         ),
     )
     return body, dropped
+
+
+def _batch_layout(batch: BatchRequest) -> tuple[list[tuple[int, str]], list[str]]:
+    """(slot, name) for every custom field of the batch's shared layout, lead id included; plus dropped names."""
+    first = batch.rows[0]
+    union = {name: "" for row in batch.rows for name in row.fields}
+    slots, dropped = assign_slots(union, first.field_slots, first.lead_id_slot)
+    layout = {slot: name for slot, (name, _) in slots.items()}
+    layout[first.lead_id_slot] = LEAD_ID_FIELD
+    return sorted(layout.items()), dropped
+
+
+def _batch_value(row: CampaignRequest, name: str) -> str | None:
+    return row.lead_id if name == LEAD_ID_FIELD else row.fields.get(name)
+
+
+def build_batch_json_body(batch: BatchRequest) -> tuple[CampaignBody, list[str]]:
+    """The JSON body for a batch (`agentMapping: "inline"`), and the field names that found no slot."""
+    layout, dropped = _batch_layout(batch)
+    rows: list[dict[str, str | list[str]]] = []
+    for row in batch.rows:
+        data: dict[str, str | list[str]] = {"number": row.number, "agentsAssigned": [row.agent]}
+        for slot, name in layout:
+            value = _batch_value(row, name)
+            if value is not None:
+                data[f"customField{slot}"] = value
+        rows.append(data)
+    first = batch.rows[0]
+    body = CampaignBody(
+        name=batch.name,
+        agentMapping="inline",
+        customFieldNames={f"customField{slot}Name": name for slot, name in layout},
+        customerData=CustomerData(
+            jsonData=rows,
+            connectCallbackUrl=first.connect_callback_url,
+            terminalCallbackUrl=first.terminal_callback_url,
+        ),
+    )
+    return body, dropped
+
+
+def build_batch_csv(batch: BatchRequest) -> tuple[bytes, list[str]]:
+    """The batch's CSV sheet: header `number`, `agentsAssigned`, field names in slot order; one row per lead."""
+    layout, dropped = _batch_layout(batch)
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(["number", "agentsAssigned", *(name for _, name in layout)])
+    for row in batch.rows:
+        writer.writerow([row.number, row.agent, *(_batch_value(row, name) or "" for _, name in layout)])
+    return buffer.getvalue().encode("utf-8"), dropped
 
 
 def csv_filename(lead_id: str) -> str:
@@ -182,21 +262,17 @@ class PreparedBody:
 
 
 def prepare_body(
-    request: CampaignRequest,
+    request: CampaignRequest | BatchRequest,
     *,
     body_format: Literal["json", "form"],
     form_agent_field: Literal["agents", "agent"],
 ) -> PreparedBody:
     """Build the body for `body_format`; see the module docstring for the form-data choices."""
+    if isinstance(request, BatchRequest):
+        return _prepare_batch(request, body_format=body_format)
     if body_format == "json":
         body, dropped = build_json_body(request)
-        return PreparedBody(
-            content=body.model_dump_json(exclude_none=True).encode("utf-8"),
-            data=None,
-            files=None,
-            headers={"content-type": "application/json"},
-            dropped_fields=tuple(dropped),
-        )
+        return _json_prepared(body, dropped)
     sheet, dropped = build_csv(request)
     data = {"campaign-name": request.name}
     if not request.agent:
@@ -207,10 +283,33 @@ def prepare_body(
         # Configured for the numeric `agent` field but this agent's id is unknown: naming the agent by
         # username (the documented `agents` field) beats letting Ryng pick the first agent.
         data["agents"] = request.agent
+    return _form_prepared(request.lead_id, sheet, data, dropped)
+
+
+def _prepare_batch(batch: BatchRequest, *, body_format: Literal["json", "form"]) -> PreparedBody:
+    """A batch names its agents per row: `agentMapping: "inline"`, or a CSV agent column with `agents=in-file`."""
+    if body_format == "json":
+        body, dropped = build_batch_json_body(batch)
+        return _json_prepared(body, dropped)
+    sheet, dropped = build_batch_csv(batch)
+    return _form_prepared(batch.name, sheet, {"campaign-name": batch.name, "agents": "in-file"}, dropped)
+
+
+def _json_prepared(body: CampaignBody, dropped: list[str]) -> PreparedBody:
+    return PreparedBody(
+        content=body.model_dump_json(exclude_none=True).encode("utf-8"),
+        data=None,
+        files=None,
+        headers={"content-type": "application/json"},
+        dropped_fields=tuple(dropped),
+    )
+
+
+def _form_prepared(stem: str, sheet: bytes, data: dict[str, str], dropped: list[str]) -> PreparedBody:
     return PreparedBody(
         content=None,
         data=data,
-        files={"campaign-sheet": (csv_filename(request.lead_id), sheet, "text/csv")},
+        files={"campaign-sheet": (csv_filename(stem), sheet, "text/csv")},
         headers={},
         dropped_fields=tuple(dropped),
     )

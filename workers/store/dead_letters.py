@@ -10,6 +10,9 @@ starts: status `queued`, attempts and crashes at 0, no agent, a fresh lease in `
 the same rules, assigner and limiter as any other lead. The status check, the reset and the move from `dead`
 to `pending` are one Lua call, so two operators replaying at once replay a lead once. If the enqueue fails the
 lead is still pending, and the pump re-queues it when its lease runs out.
+
+A lead whose event carried only its CRM id and that died before its record was read (it has no number) goes
+back to waiting for its record instead: status `fetching`, into `fetches:due`, read again by the next pump round.
 """
 
 from __future__ import annotations
@@ -137,6 +140,9 @@ class DeadLetters:
         result = BatchResult()
         for lead_id in _unique(lead_ids):
             outcome = self._replay_one(lead_id, by=by)
+            if outcome == "refetch":  # waits for its record again: the pump queues its read, not its delivery
+                result.done.append(lead_id)
+                continue
             if outcome != "replayed":
                 result.skipped[lead_id] = outcome if outcome == "unknown" else f"not dead (status {outcome})"
                 continue
@@ -180,17 +186,24 @@ class DeadLetters:
         uncertain = record.last_outcome in _UNCERTAIN_OUTCOMES
         if uncertain:
             fields["possible_duplicate"] = "1"
+        # An id-only lead that died before its record was read has no number: it waits for its record again.
+        refetch = bool(record.extra.get("fetch_id")) and not record.number
+        if refetch:
+            fields |= {"status": Status.FETCHING, "fetch_status": "waiting", "fetch_attempts": "0",
+                       "fetch_last_error": ""}
         event = json.dumps(
             {"at": iso(), "event": "replayed", "by": by, "previous_reason": record.dead_reason,
              "previous_attempts": record.attempts, "previous_crashes": record.crashes,
              "possible_duplicate": uncertain},
             sort_keys=True,
         )
-        args: list[str | int] = [lead_id, now_ms() + self._lease_ms, event, MAX_EVENTS]
+        args: list[str | int] = [lead_id, now_ms() if refetch else now_ms() + self._lease_ms, event, MAX_EVENTS]
         for name, value in fields.items():
             args += [name, value]
-        keys = [self._keys.lead(lead_id), self._keys.lead_events(lead_id), self._keys.dead, self._keys.pending]
-        return str(self._replay(keys=keys, args=args))
+        due = self._keys.fetches_due if refetch else self._keys.pending
+        keys = [self._keys.lead(lead_id), self._keys.lead_events(lead_id), self._keys.dead, due]
+        outcome = str(self._replay(keys=keys, args=args))
+        return "refetch" if refetch and outcome == "replayed" else outcome
 
 
 def _summary(lead_id: str, record: LeadRecord, *, dead_ms: int) -> DeadLetter:

@@ -76,9 +76,8 @@ class FrontDoor:
         args: list[str | int] = [
             record["fingerprint"], stamp + self._lease_ms, lead_id, entry, MAX_EVENTS, WEBHOOK_TTL_SECONDS,
             task.message if task else "", task.event_channel if task else "", task.event if task else "", stamp,
+            json.dumps(record),
         ]
-        for name, value in record.items():
-            args += [name, value]
         if not self._min_replicas:
             outcome, status = await self._intake(keys=keys, args=args)
             return Accepted(outcome=accept_outcome(outcome), status=str(status))

@@ -16,7 +16,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["PREFIX", "RYNG_REQUEST", "WEBHOOK_TO_POSTED", "Histogram", "HistogramCounts", "observe_send", "read"]
+__all__ = [
+    "PREFIX", "RYNG_REQUEST", "WEBHOOK_TO_POSTED", "Histogram", "HistogramCounts", "observe_posted", "observe_send",
+    "read",
+]
 
 #: Every histogram field starts with this; plain counters never do.
 PREFIX = "h|"
@@ -54,10 +57,16 @@ WEBHOOK_TO_POSTED = Histogram(
 
 def observe_send(outcome: str, elapsed_ms: float, *, created_ms: int, now_ms: int) -> tuple[str, ...]:
     """The tokens of one request to Ryng: its duration by outcome, and the lead's time to posted once accepted."""
-    tokens: tuple[str, ...] = RYNG_REQUEST.observe(elapsed_ms / 1000, label=outcome)
-    if outcome == "accepted" and created_ms > 0:
-        tokens += WEBHOOK_TO_POSTED.observe((now_ms - created_ms) / 1000)
-    return tokens
+    return RYNG_REQUEST.observe(elapsed_ms / 1000, label=outcome) + observe_posted(
+        outcome, created_ms=created_ms, now_ms=now_ms)
+
+
+def observe_posted(outcome: str, *, created_ms: int, now_ms: int) -> tuple[str, ...]:
+    """The tokens of a lead's time to posted, when Ryng accepted it (a lead of a batch: its request is counted
+    once, with the batch's leader)."""
+    if outcome != "accepted" or created_ms <= 0:
+        return ()
+    return WEBHOOK_TO_POSTED.observe((now_ms - created_ms) / 1000)
 
 
 @dataclass(slots=True)

@@ -61,6 +61,11 @@ class Keys:
         return f"{self.tag}:parked"
 
     @property
+    def ready(self) -> str:
+        """Sorted set: leads picked and waiting for the rate limiter (since ms), which a batch may carry."""
+        return f"{self.tag}:ready"
+
+    @property
     def dead(self) -> str:
         """Sorted set: dead-lettered lead ids, scored by time of death (ms)."""
         return f"{self.tag}:dead"
@@ -150,6 +155,13 @@ class Keys:
     def outcomes_dead(self) -> str:
         """List: outcome messages given up on (newest first, bounded), JSON with the reason."""
         return f"{self.tag}:outcomes:dead"
+
+    # --- id-only leads waiting for their record from the CRM's API (workers/fetch) --------------------------
+
+    @property
+    def fetches_due(self) -> str:
+        """Sorted set: leads waiting for their record from the CRM's API, scored by when the next read is due (ms)."""
+        return f"{self.tag}:fetches:due"
 
     # --- agents, pools and reservations (the assigner's state) -----------------------------------------
 

@@ -4,6 +4,7 @@ The hash is what every process reads and writes (field names are part of the sto
 is the one place that turns it into types, `LeadRecord.to_hash` the one place that turns it back.
 
 States: accepted → queued → assigned → posted → connected → completed, or retrying/waiting on the way, or dead.
+A lead whose event carried only its CRM id starts `fetching` (no number yet) until its record is read, then queued.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
 
 class Status(StrEnum):
     ACCEPTED = "accepted"
+    FETCHING = "fetching"
     QUEUED = "queued"
     WAITING = "waiting"
     ASSIGNED = "assigned"
@@ -99,6 +101,11 @@ class LeadRecord:
     possible_duplicate: bool = False
     posted_at: str = ""
     retry_in_seconds: str = ""
+    #: The batch campaign that carried the lead (empty when it went alone), and how many leads it carried.
+    batch: str = ""
+    batch_size: int = 0
+    #: A batch holding the lead was refused (4xx): it is sent alone from then on.
+    batch_split: bool = False
     # the end
     dead_reason: str = ""
     dead_at: str = ""
@@ -171,6 +178,6 @@ class LeadRecord:
 #: Attribute → hash field (the same name, but for the payload's JSON text).
 _STORED = {f.name: ("payload" if f.name == "payload_json" else f.name) for f in fields(LeadRecord) if f.name != "extra"}
 _STORED_NAMES = frozenset(_STORED.values())
-_INT_FIELDS = ("created_ms", "attempts", "crashes", "replays", "waiting_since_ms")
-_FLAG_FIELDS = ("in_task", "possible_duplicate")
+_INT_FIELDS = ("created_ms", "attempts", "crashes", "replays", "waiting_since_ms", "batch_size")
+_FLAG_FIELDS = ("in_task", "possible_duplicate", "batch_split")
 _STATUSES = frozenset(Status)

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import redis
+from redis.commands.core import Script
 
 from workers.clock import iso, now_ms
 from workers.lua import load_script
@@ -100,22 +101,29 @@ class LeadStore:
         for name, value in fields.items():
             args += [name, value]
         keys = [self._keys.lead(lead_id), self._keys.pending, self._keys.created]
-        if self._min_replicas:
-            # The record and WAIT go on one connection: WAIT counts the replicas holding this connection's writes.
-            pipe = self._redis.pipeline(transaction=False)
-            self._accept(keys=keys, args=args, client=pipe)
-            pipe.execute_command("WAIT", self._min_replicas, self._replica_timeout_ms)
-            (outcome, status), replicas = pipe.execute()
-            if int(replicas) < self._min_replicas:
-                raise NotReplicatedError(
-                    f"the lead is on the primary but {replicas} of {self._min_replicas} replicas acknowledged it "
-                    f"within {self._replica_timeout_ms} ms"
-                )
-        else:
-            outcome, status = self._accept(keys=keys, args=args)
+        outcome, status = self.kept(self._accept, keys=keys, args=args)
         if outcome == "created":
             self.event(lead_id, "accepted", source=source)
         return Accepted(outcome=accept_outcome(outcome), status=str(status))
+
+    def kept(self, script: Script, *, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        """Run a script that records a new lead; with `ROUTER_REDIS_MIN_REPLICAS`, only once enough replicas hold it.
+
+        Raises NotReplicatedError when fewer replicas acknowledged the write in time (not yet safe to say kept).
+        """
+        if not self._min_replicas:
+            return script(keys=keys, args=args)
+        # The record and WAIT go on one connection: WAIT counts the replicas holding this connection's writes.
+        pipe = self._redis.pipeline(transaction=False)
+        script(keys=keys, args=args, client=pipe)
+        pipe.execute_command("WAIT", self._min_replicas, self._replica_timeout_ms)
+        result, replicas = pipe.execute()
+        if int(replicas) < self._min_replicas:
+            raise NotReplicatedError(
+                f"the lead is on the primary but {replicas} of {self._min_replicas} replicas acknowledged it "
+                f"within {self._replica_timeout_ms} ms"
+            )
+        return result
 
     def get(self, lead_id: str) -> LeadRecord | None:
         """The lead's record, or None when there is no such lead."""

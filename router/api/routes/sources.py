@@ -3,7 +3,9 @@
 Order: the source by name (404), its authentication over the raw body (401), the body by content type (4xx),
 the organisation check (Salesforce), the mapping (422 naming the paths tried; events the filter drops are
 answered 2xx and counted), then the one intake (202 once kept; 200 for a known lead, a changed one kept as an
-update; 503 when Redis or the broker is away). Each preset answers the way its CRM expects (see `answers`).
+update; 503 when Redis or the broker is away). An event that carries only its record's id, for a source with a
+`fetch`, is kept as `fetching` (202) and read from the CRM's API by a worker (`workers/fetch`). Each preset
+answers the way its CRM expects (see `answers`). `GET` answers Meta's subscription check for a `meta` source.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from router.api.deps import EnqueueDep, ServicesDep
 from router.api.schemas import Problem
 from router.intake.lead_intake import EnqueueFailed, UnknownPool
 from router.intake.sources import answers
-from router.intake.sources.auth import RequestFacts, SourceAuthError, authenticate, check_payload
+from router.intake.sources.auth import RequestFacts, SourceAuthError, authenticate, check_payload, meta_challenge
 from router.intake.sources.decoding import PayloadError, UnsupportedMediaType, decode_body, media_type
 from router.intake.sources.intake import Source, book_for, take_payload
 from router.intake.sources.mapping import MappingError
@@ -59,6 +61,18 @@ async def head_source(name: str, services: ServicesDep) -> Response:
     """LeadSquared checks a webhook URL with HEAD."""
     _source(services, name)
     return Response(status_code=200)
+
+
+@router.get("/{name}", responses={403: {"model": Problem}, 404: {"model": Problem}})
+async def verify_subscription(name: str, request: Request, services: ServicesDep) -> Response:
+    """Meta's subscription check (`hub.mode=subscribe`, `hub.verify_token`, `hub.challenge`): the challenge echoed."""
+    source = _source(services, name)
+    try:
+        challenge = meta_challenge(source.config.auth, dict(request.query_params))
+    except SourceAuthError as exc:
+        log.warning("source_subscription_refused", source=name, reason=exc.reason)
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"subscription check refused: {exc.reason}") from None
+    return Response(challenge, media_type="text/plain")
 
 
 @router.post(
@@ -101,7 +115,7 @@ async def post_source(name: str, request: Request, services: ServicesDep, enqueu
     try:
         taken = await run_in_threadpool(
             take_payload, source, payload, store=services.store, enqueue=enqueue, counters=services.counters,
-            pools=services.pool_names, agents=services.agent_names,
+            pools=services.pool_names, agents=services.agent_names, fetches=services.fetch_waits,
         )
     except (MappingError, UnknownPool) as exc:
         log.warning("source_payload_refused", reason=str(exc)[:300])

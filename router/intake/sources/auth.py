@@ -1,5 +1,5 @@
 """Per-source authentication: shared tokens (header or URL), HTTP basic, Standard Webhooks, HubSpot v1/v2/v3,
-and Salesforce's organisation id.
+Meta's `X-Hub-Signature-256` (and its subscription check), and Salesforce's organisation id.
 
 HubSpot (https://developers.hubspot.com/docs/api/webhooks/validating-requests):
 
@@ -18,6 +18,8 @@ import base64
 import binascii
 import hashlib
 import hmac
+import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,7 +29,9 @@ from urllib.parse import unquote
 from config.sources_models import SourceAuth
 from router.api.signatures import SignatureError, WebhookVerifier
 
-__all__ = ["RequestFacts", "SourceAuthError", "authenticate", "check_payload", "sign_hubspot"]
+__all__ = [
+    "RequestFacts", "SourceAuthError", "authenticate", "check_payload", "meta_challenge", "sign_hubspot", "sign_meta",
+]
 
 #: HubSpot v3 decodes these in the URI before signing.
 _V3_DECODED = ("%3A", "%2F", "%3F", "%40", "%21", "%24", "%27", "%28", "%29", "%2A", "%2C", "%3B")
@@ -84,8 +88,44 @@ def authenticate(auth: SourceAuth | Literal["none"], request: RequestFacts, *, n
             return verifier.verify(headers=request.headers, body=request.body, now=moment)
         except SignatureError as exc:
             raise SourceAuthError(exc.reason) from None
+    if auth.scheme == "meta":
+        given = request.headers.get("x-hub-signature-256", "").strip()
+        if not given:
+            raise SourceAuthError("unsigned request")
+        if not _same(given.lower(), sign_meta(secret=secret, body=request.body)):
+            raise SourceAuthError("no signature matched")
+        return None
     _hubspot(auth, secret=secret, request=request, now=moment)
     return None
+
+
+def sign_meta(*, secret: str, body: bytes) -> str:
+    """Meta's `X-Hub-Signature-256`: `sha256=` and the hex HMAC-SHA256 of the raw body with the app secret.
+
+    https://developers.facebook.com/docs/graph-api/webhooks/getting-started#validate-payloads
+    """
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+_CHALLENGE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+
+
+def meta_challenge(auth: SourceAuth | Literal["none"], query: Mapping[str, str]) -> str:
+    """The `hub.challenge` to echo when Meta's subscription check names the right verify token.
+
+    https://developers.facebook.com/docs/graph-api/webhooks/getting-started#verification-requests
+    """
+    if auth == "none" or auth.scheme != "meta" or not auth.verify_token_env:
+        raise SourceAuthError("this source answers no subscription check")
+    expected = os.environ.get(auth.verify_token_env) or ""
+    if query.get("hub.mode") != "subscribe" or not expected:
+        raise SourceAuthError("not a subscription check")
+    if not _same(query.get("hub.verify_token", ""), expected):
+        raise SourceAuthError("wrong verify token")
+    challenge = query.get("hub.challenge", "")
+    if not _CHALLENGE.match(challenge):
+        raise SourceAuthError("missing or malformed hub.challenge")
+    return challenge
 
 
 def check_payload(auth: SourceAuth | Literal["none"], payload: Any) -> None:

@@ -2,6 +2,8 @@
 
 Every lead of a request is mapped and checked before any is recorded (a batch is refused whole); each is then
 taken as a lead of this source, where a re-send with changed values is kept as an update on the lead's record.
+An event that names its record without the phone (a source with a `fetch`) is kept waiting for its record
+(`workers.fetch.waits`), keyed by its CRM record id the same way.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import structlog
 from config.routing import RoutingConfig
 from config.sources_models import SourceConfig
 from router.intake.lead_intake import IntakeResult, check_targets, take_lead
-from router.intake.sources.mapping import Mapped, SourceMapping
+from router.intake.sources.mapping import IdOnly, Mapped, MappingError, SourceMapping
+from workers.fetch.waits import FetchWaits
 from workers.store.counters import Counters
 from workers.store.records import LeadStore
 
@@ -85,9 +88,15 @@ def take_payload(
     counters: Counters | None = None,
     pools: Collection[str] | None = None,
     agents: Collection[str] | None = None,
+    fetches: FetchWaits | None = None,
 ) -> SourceTaken:
-    """Map the payload (MappingError refuses it whole), check every lead's pool and agent, then take each lead."""
+    """Map the payload (MappingError refuses it whole), check every lead's pool and agent, then take each lead.
+
+    An id-only event of a source with a fetch is kept waiting for its record (`fetches`), status `fetching`.
+    """
     mapped: Mapped = source.mapping.map(payload)
+    if mapped.fetches and fetches is None:
+        raise MappingError("this way in cannot read records from the CRM's API: send events that carry the record")
     for lead in mapped.leads:
         check_targets(lead, pools=pools, agents=agents)
     if mapped.ignored:
@@ -98,8 +107,14 @@ def take_payload(
         take_lead(lead, store=store, enqueue=enqueue, source=source.name, pools=pools, agents=agents,
                   on_change="update")
         for lead in mapped.leads
-    )
+    ) + tuple(_wait_for_record(event, fetches=fetches, source=source.name) for event in mapped.fetches if fetches)
     for result in results:
         log.info("source_lead_taken", source=source.name, lead_id=result.id, status=result.status,
                  duplicate=result.duplicate, updated=result.updated)
     return SourceTaken(leads=results, ignored=mapped.ignored)
+
+
+def _wait_for_record(event: IdOnly, *, fetches: FetchWaits, source: str) -> IntakeResult:
+    """Keep an id-only event's lead until a worker reads its record; a re-send answers the lead's status."""
+    accepted = fetches.accept(lead_id=event.id, crm_id=event.crm_id, source=source)
+    return IntakeResult(id=event.id, status=accepted.status, duplicate=accepted.outcome != "created")

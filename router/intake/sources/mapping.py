@@ -20,13 +20,13 @@ from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
 from pydantic import ValidationError
 
-from config.sources_models import PickConfig, SourceConfig
+from config.sources_models import PickConfig, SourceConfig, record_source
 from router.api.schemas import MAX_FIELDS, LeadIn
 from router.intake.sources.numbers import normalise_number
 from router.intake.sources.presets import Resolved, resolve
 from workers.routing.rules import matches
 
-__all__ = ["MAX_EVENTS", "Mapped", "MappingError", "SourceMapping"]
+__all__ = ["MAX_EVENTS", "IdOnly", "Mapped", "MappingError", "SourceMapping"]
 
 #: Events in one request (Salesforce sends up to 100 notifications at once).
 MAX_EVENTS = 100
@@ -39,11 +39,20 @@ class MappingError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class IdOnly:
+    """An event naming a record without its phone: the lead waits for its record from the CRM's API."""
+
+    id: str
+    crm_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Mapped:
-    """What a payload became: the leads to take (in order) and how many events the filter dropped."""
+    """What a payload became: the leads to take (in order), the id-only events to fetch, the events dropped."""
 
     leads: tuple[LeadIn, ...]
     ignored: int
+    fetches: tuple[IdOnly, ...] = ()
 
 
 @lru_cache(maxsize=1024)
@@ -124,6 +133,8 @@ class SourceMapping:
     def __init__(self, source: SourceConfig) -> None:
         self.source = source
         self.resolved: Resolved = resolve(source)
+        #: The mapping of records read from the CRM's API (sources with a fetch).
+        self.record: SourceMapping | None = SourceMapping(record_source(source)) if source.fetch else None
 
     @property
     def name(self) -> str:
@@ -154,6 +165,7 @@ class SourceMapping:
         """All events of one request as leads; any event that cannot be one refuses the whole request."""
         events = self.events(payload)
         leads: list[LeadIn] = []
+        fetches: list[IdOnly] = []
         ignored = 0
         for index, event in enumerate(events):
             if not self.wanted(event):
@@ -161,27 +173,49 @@ class SourceMapping:
                 continue
             where = f"event {index}: " if len(events) > 1 else ""
             try:
-                leads.append(self.lead(event))
+                if self.record is not None and self._raw_number(event) is None:
+                    fetches.append(self._id_only(event))
+                else:
+                    leads.append(self.lead(event))
             except MappingError as exc:
                 raise MappingError(f"{where}{exc}") from None
-        return Mapped(leads=tuple(leads), ignored=ignored)
+        return Mapped(leads=tuple(leads), ignored=ignored, fetches=tuple(fetches))
 
-    def lead(self, event: Any) -> LeadIn:
-        """One event as a lead, validated like `POST /v1/leads`; MappingError says what is missing or wrong."""
-        resolved = self.resolved
-        crm_id = _text(lookup(event, resolved.id))
+    def _id_only(self, event: Any) -> IdOnly:
+        path = self.source.fetch.id if self.source.fetch and self.source.fetch.id else self.resolved.id
+        crm_id = _text(lookup(event, path))
         if crm_id is None:
-            raise MappingError(f"no record id at {resolved.id!r}")
-        raw_number = next(
-            (value for value in (_text(lookup(event, path)) for path in resolved.phone) if value), None
-        )
+            raise MappingError(f"no phone number and no record id to fetch at {path!r}")
+        return IdOnly(id=f"{self.name}:{crm_id}", crm_id=crm_id)
+
+    def record_lead(self, record: Any, *, lead_id: str) -> LeadIn:
+        """A record read from the CRM's API as the lead `lead_id`, through the fetch's mapping."""
+        if self.record is None:
+            raise MappingError(f"source {self.name!r} declares no fetch")
+        return self.record.lead(record, lead_id=lead_id)
+
+    def _raw_number(self, event: Any) -> str | None:
+        return next((value for value in (_text(lookup(event, path)) for path in self.resolved.phone) if value), None)
+
+    def lead(self, event: Any, *, lead_id: str | None = None) -> LeadIn:
+        """One event as a lead, validated like `POST /v1/leads`; MappingError says what is missing or wrong.
+
+        `lead_id` is the lead's id when it is known already (a fetched record): the record's own id is not read.
+        """
+        resolved = self.resolved
+        if lead_id is None:
+            crm_id = _text(lookup(event, resolved.id))
+            if crm_id is None:
+                raise MappingError(f"no record id at {resolved.id!r}")
+            lead_id = f"{self.name}:{crm_id}"
+        raw_number = self._raw_number(event)
         if raw_number is None:
             raise MappingError(f"no phone number: tried {', '.join(repr(p) for p in resolved.phone)}")
         number = normalise_number(
             raw_number, country_code=self.source.country_code, number_format=self.source.number_format
         )
         data: dict[str, Any] = {
-            "id": f"{self.name}:{crm_id}",
+            "id": lead_id,
             "number": number,
             "name": self._name(event),
             "fields": self._fields(event),

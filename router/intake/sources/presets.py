@@ -7,7 +7,7 @@ each CRM sees in answer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from config.conditions import Condition
@@ -80,9 +80,23 @@ PRESET_DEFAULTS: dict[Preset, Resolved] = {
 }
 
 
+#: Pipedrive with a fetch: a new lead (`create.lead`, id only) is a new lead too, beside a new person.
+_PIPEDRIVE_WITH_LEADS = Condition.model_validate(
+    {"all": [{"field": "meta.action", "one_of": ["create", "added"]},
+             {"field": "meta.entity || meta.object", "one_of": ["person", "lead"]}]}
+)
+
+
 def resolve(source: SourceConfig) -> Resolved:
-    """The source's mapping: its own keys, else its preset's."""
+    """The source's mapping: its own keys, else its fetch API's (where the events and ids are), else its preset's."""
     base = PRESET_DEFAULTS[source.preset]
+    api = source.fetch.defaults(source.preset) if source.fetch is not None else None
+    if source.fetch is not None and source.preset == "pipedrive":
+        base = replace(base, filter=_PIPEDRIVE_WITH_LEADS)
+    if api is not None and api.events is not None:
+        base = replace(base, events=api.events)
+    if api is not None and api.id is not None:
+        base = replace(base, id=api.id)
     return Resolved(
         events=source.events if source.events is not None else base.events,
         id=source.id or base.id,

@@ -116,7 +116,8 @@ def test_cli_lists_pauses_sets_and_shows_pools(cli: typer.Typer, assigner: Assig
     assigner.pick(LeadFacts(lead_id="x1", number="", fields={}))
     listed = runner.invoke(cli, ["agents", "list"])
     assert listed.exit_code == 0, listed.output
-    lines = listed.output.splitlines()
+    assert listed.stderr.startswith("redis: ")  # every command names the Redis it reads, on stderr
+    lines = listed.stdout.splitlines()
     assert lines[0].split()[:5] == ["AGENT", "ID", "STATE", "WEIGHT", "OPEN"]
     assert lines[1].split()[:5] == ["ann", "11", "available", "1", "1/2"]
     assert ISO.match(lines[1].split()[6]) and lines[2].split()[6] == "-"  # ann's last pick; bob never picked
@@ -124,7 +125,7 @@ def test_cli_lists_pauses_sets_and_shows_pools(cli: typer.Typer, assigner: Assig
     paused = runner.invoke(cli, ["agents", "pause", "bob", "--reason", "sick"])
     assert paused.exit_code == 0 and "bob: paused (sick)" in paused.output
     assert "paused (sick)" in runner.invoke(cli, ["agents", "list"]).output
-    assert runner.invoke(cli, ["agents", "resume", "bob"]).output.startswith("bob: available")
+    assert runner.invoke(cli, ["agents", "resume", "bob"]).stdout.startswith("bob: available")
     changed = runner.invoke(cli, ["agents", "set", "ann", "--capacity", "1", "--weight", "3"])
     assert "ann: at capacity; weight 3; open 1/1" in changed.output
     assert runner.invoke(cli, ["agents", "set", "ann"]).exit_code == 2
@@ -132,4 +133,4 @@ def test_cli_lists_pauses_sets_and_shows_pools(cli: typer.Typer, assigner: Assig
     pools = runner.invoke(cli, ["pools"])
     assert pools.exit_code == 0
     # ann holds the one open lead: the last agent picked, shown for weighted pools too (not only round robin)
-    assert pools.output.splitlines()[1].split() == ["default", "weighted", "ann,bob", "ann", "60.0s", "wait", "300.0s"]
+    assert pools.stdout.splitlines()[1].split() == ["default", "weighted", "ann,bob", "ann", "60.0s", "wait", "300.0s"]

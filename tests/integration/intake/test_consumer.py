@@ -185,6 +185,25 @@ def test_a_source_maps_each_message_by_its_content_type(
     assert "no phone number: tried 'Mobile', 'Phone'" in rejected(client, key_prefix)[0]["reason"]
 
 
+def test_an_id_only_event_is_kept_waiting_for_its_record_and_acked(
+    redis_url: str, store: tuple[LeadStore, redis.Redis], key_prefix: str
+) -> None:
+    lead_store, client = store
+    config = SourceConfig.model_validate({"name": "hs", "preset": "hubspot", "auth": "none",
+                                          "fetch": {"token_env": "HUBSPOT_TOKEN"}})
+    source = Source(config=config, mapping=SourceMapping(config))
+    queue = f"crm-{uuid.uuid4().hex[:8]}"
+    publish(redis_url, queue, [(json.dumps(crm.HUBSPOT_APP_CREATION).encode(), "application/json", "utf-8")])
+    queued: list[str] = []
+    with running(consumer_for(redis_url, queue, lead_store, client, queued, Recorder(), mapping=source)):
+        wait_until(lambda: lead_store.get("hs:65059681032"), timeout=30, what="the id-only event kept")
+    record = lead_store.get("hs:65059681032")
+    assert record is not None and record.status == "fetching" and record.number == ""
+    assert client.zscore(Keys(key_prefix).fetches_due, "hs:65059681032") is not None
+    assert queued == [] and rejected(client, key_prefix) == []  # not delivered before its record is read
+    assert messages_left(redis_url, queue) == 0
+
+
 def test_a_redis_outage_is_waited_out_with_backoff_and_loses_nothing(
     redis_url: str, store: tuple[LeadStore, redis.Redis], key_prefix: str
 ) -> None:

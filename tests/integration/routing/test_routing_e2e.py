@@ -121,7 +121,11 @@ def test_rules_send_life_insurance_to_one_pool_and_the_rest_to_another(
 
     explained = run_cli(stack, "explain", "L2")
     assert explained.returncode == 0, explained.stderr
-    assert '"pool": "life"' in explained.stdout and '"rule": "life-insurance"' in explained.stdout
+    assert "pool life, rule 'life-insurance', strategy round_robin" in explained.stdout, explained.stdout
+    assert "picked bob from pool life (rule 'life-insurance'; strategy round_robin" in explained.stdout
+    assert "attempt 1: Ryng answered 2" in explained.stdout
+    raw = run_cli(stack, "explain", "L2", "--json")
+    assert '"pool": "life"' in raw.stdout and '"rule": "life-insurance"' in raw.stdout
     pools = run_cli(stack, "pools")
     assert pools.returncode == 0, pools.stderr
     rows = {line.split()[0]: line.split() for line in pools.stdout.splitlines()[1:]}
@@ -152,7 +156,8 @@ def test_a_paused_agent_gets_nothing_until_resumed(make_stack: Callable[..., Sta
         assert picks(record)[0]["skipped"] == [{"agent": "bob", "reason": "paused"}]
     explained = run_cli(stack, "explain", "P1")
     assert explained.returncode == 0, explained.stderr
-    assert '"agent": "bob"' in explained.stdout and '"reason": "paused"' in explained.stdout
+    assert "  skipped bob: paused" in explained.stdout, explained.stdout
+    assert "agent alice" in explained.stdout
     table = run_cli(stack, "agents", "list")
     assert "paused (lunch)" in next(line for line in table.stdout.splitlines() if line.startswith("bob"))
 

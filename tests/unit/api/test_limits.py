@@ -304,3 +304,30 @@ def test_real_server_stops_buffering_an_unfinished_header_block(server: tuple[st
             conn.recv(1)
     status, _ = exchange(server, head + b"X-Pad: " + b"p" * 20_000)
     assert status == 400
+
+
+def test_a_client_that_hangs_up_mid_body_is_not_a_server_error() -> None:
+    """Starlette raises ClientDisconnect when the client leaves mid-body: nothing to answer, nothing raised."""
+    seen = Seen()
+    app = starlette_app(seen)
+    sent: list[dict[str, Any]] = []
+    pieces = [{"type": "http.request", "body": b"{\"id\":", "more_body": True}, {"type": "http.disconnect"}]
+
+    async def receive() -> dict[str, Any]:
+        return pieces.pop(0) if pieces else {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/raw", "headers": [], "query_string": b""}
+    asyncio.run(BodyLimitMiddleware(app, max_body_bytes=LIMIT)(scope, receive, send))
+    assert seen.calls == 1 and sent == []
+
+
+def test_an_application_error_still_raises_when_the_client_stayed() -> None:
+    async def broken(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        raise RuntimeError("a bug")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        asyncio.run(call_asgi(headers=[], body=b"x", inner=broken))

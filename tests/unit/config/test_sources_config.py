@@ -95,10 +95,12 @@ def test_the_example_sources_are_a_valid_routing_file(tmp_path: Path, monkeypatc
     from tests.harness import ROOT
 
     for name in ("LSQ_WEBHOOK_TOKEN", "LSQ_OUTCOME_SECRET", "HUBSPOT_CLIENT_SECRET", "ZOHO_WEBHOOK_TOKEN",
-                 "PIPEDRIVE_WEBHOOK_PASSWORD", "WEBSITE_WEBHOOK_SECRET"):
+                 "PIPEDRIVE_WEBHOOK_PASSWORD", "WEBSITE_WEBHOOK_SECRET", "HUBSPOT_TOKEN", "META_APP_SECRET",
+                 "META_VERIFY_TOKEN", "META_PAGE_TOKEN"):
         monkeypatch.setenv(name, "x")
     text = (ROOT / "examples" / "routing.toml").read_text() + "\n" + (ROOT / "examples" / "sources.toml").read_text()
     config = load_routing(path=write(tmp_path, text), agents=[])
     assert [source.preset for source in config.sources] == [
-        "leadsquared", "hubspot", "zoho", "salesforce", "pipedrive", "generic"
+        "leadsquared", "hubspot", "zoho", "salesforce", "pipedrive", "generic", "hubspot", "generic"
     ]
+    assert [source.name for source in config.sources if source.fetch is not None] == ["hubspot-app", "meta"]

@@ -10,7 +10,15 @@ import pytest
 
 from config.sources_models import SourceAuth
 from router.api.signatures import sign_standard
-from router.intake.sources.auth import RequestFacts, SourceAuthError, authenticate, check_payload, sign_hubspot
+from router.intake.sources.auth import (
+    RequestFacts,
+    SourceAuthError,
+    authenticate,
+    check_payload,
+    meta_challenge,
+    sign_hubspot,
+    sign_meta,
+)
 
 URL = "https://router.example/v1/sources/hs?portal=62515"
 BODY = b'{"vid": 1}'
@@ -138,3 +146,29 @@ def test_reasons_never_hold_the_secret() -> None:
     with pytest.raises(SourceAuthError) as caught:
         authenticate(scheme, request({"x-api-key": SECRET[:-1]}), now=NOW)
     assert SECRET[:-1] not in caught.value.reason
+
+
+def test_meta_signature_256() -> None:
+    scheme = auth(scheme="meta", verify_token_env="SRC_SECRET")
+    good = sign_meta(secret=SECRET, body=BODY)
+    assert good.startswith("sha256=") and len(good) == 7 + 64
+    assert authenticate(scheme, request({"X-Hub-Signature-256": good}), now=NOW) is None
+    refused(scheme, request({"X-Hub-Signature-256": good}, body=BODY + b" "), "no signature matched")
+    refused(scheme, request({"X-Hub-Signature-256": sign_meta(secret="other", body=BODY)}), "no signature matched")
+    refused(scheme, request(), "unsigned request")
+
+
+def test_meta_subscription_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("META_VERIFY", "verify-me-42")
+    scheme = auth(scheme="meta", verify_token_env="META_VERIFY")
+    check = {"hub.mode": "subscribe", "hub.verify_token": "verify-me-42", "hub.challenge": "1158201444"}
+    assert meta_challenge(scheme, check) == "1158201444"
+    for bad, reason in (({**check, "hub.verify_token": "guess"}, "wrong verify token"),
+                        ({**check, "hub.mode": "unsubscribe"}, "not a subscription check"),
+                        ({**check, "hub.challenge": "<script>"}, "malformed hub.challenge")):
+        with pytest.raises(SourceAuthError, match=reason):
+            meta_challenge(scheme, bad)
+    with pytest.raises(SourceAuthError, match="answers no subscription check"):
+        meta_challenge(auth(scheme="token", query="token"), check)
+    with pytest.raises(ValueError, match="verify_token_env"):
+        auth(scheme="meta")

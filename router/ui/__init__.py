@@ -1,0 +1,1 @@
+"""The routing page's files (HTML, CSS, JavaScript), served by `router.api.routes.ui`; no build step."""
