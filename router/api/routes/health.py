@@ -52,4 +52,9 @@ def metrics(services: ServicesDep) -> Response:
     """Prometheus metrics: the router's state and the counters every process keeps in Redis (README, "Metrics")."""
     registry = CollectorRegistry()
     registry.register(RouterCollector(services))
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    try:
+        body = generate_latest(registry)
+    except redis.RedisError as exc:  # the figures live in Redis: none to give while it is away
+        return Response(f"Redis is unreachable ({type(exc).__name__}): no metrics\n", status_code=503,
+                        media_type="text/plain")
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

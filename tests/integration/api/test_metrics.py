@@ -13,7 +13,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from router.api.metrics import AGENT_STATES, FAMILIES, leads_by_status
-from tests.harness import ROOT, Stack, wait_until
+from tests.harness import ROOT, Stack, free_port, wait_until
 from workers.clock import now_ms
 from workers.store.keys import Keys
 from workers.store.lead_record import Status
@@ -173,3 +173,10 @@ def test_leads_by_status_counts_every_open_lead_and_the_finished_ones_of_a_day(c
     client.zadd(keys.created, {"L2": two_days_ago, "L3": two_days_ago})  # accepted long ago
     counts = leads_by_status(client, keys, now_ms=now)
     assert counts == {status: 0 for status in Status} | {"accepted": 1, "waiting": 1, "posted": 1}
+
+
+def test_metrics_without_redis_is_a_503_that_says_so(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    stack.start_api()
+    answer = httpx.get(f"{stack.api_url}/metrics", timeout=20)
+    assert answer.status_code == 503 and "Redis is unreachable" in answer.text
