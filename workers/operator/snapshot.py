@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
-from workers.clock import iso
+from workers.clock import iso, iso_seconds
 from workers.routing.agents import AgentState, AgentStore
 from workers.routing.assigner import Assigner
 from workers.routing.schedule import off_shift
@@ -136,10 +136,6 @@ def agent_state(agent: AgentState, *, off: bool) -> AgentStateName:
     return "available"
 
 
-def _iso_seconds(seconds: float | None) -> str | None:
-    return iso(int(seconds * 1000)) if seconds else None
-
-
 class SnapshotReader:
     """Takes snapshots over one router's keys; cheap to build."""
 
@@ -251,8 +247,8 @@ class SnapshotReader:
             AgentRow(
                 name=agent.name, state=agent_state(agent, off=agent.name in off), pause_reason=agent.pause_reason,
                 open=agent.open, capacity=agent.capacity, weight=agent.weight, picks_today=agent.picks_today,
-                picks_total=agent.assigned, last_pick_at=_iso_seconds(agent.last_assigned_at),
-                wrap_up_until=_iso_seconds(agent.wrap_up_until),
+                picks_total=agent.assigned, last_pick_at=iso_seconds(agent.last_assigned_at),
+                wrap_up_until=iso_seconds(agent.wrap_up_until),
             )
             for agent in states
         ]
