@@ -45,7 +45,9 @@ def test_memory_levels_off_under_retention() -> None:
         print(f"\n{taken} leads; full record ≈ {full_per_lead:.0f} B each; memory after each round (KiB): "
               f"{[u // 1024 for u in used]}")
         settled = used[ROUNDS // 2:]
-        assert max(settled) <= 1.2 * min(settled), used  # level, not growing with every round
+        # Level, not growing with every round: the later rounds differ by less than half a round of full records
+        # (one generation of tombstones more or less, as the sweeps fall against the 2 s window, is ~0.3 of one).
+        assert max(settled) - min(settled) <= 0.5 * PER_ROUND * full_per_lead, used
         assert used[-1] < 0.35 * taken * full_per_lead, used  # far below keeping every record
         assert client.zcard(keys.created) <= 2 * PER_ROUND  # only the recent leads still have full records
         client.close()
