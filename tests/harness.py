@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -39,6 +40,31 @@ def redis_answers(url: str) -> bool:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5).ping())
     except redis.RedisError:
         return False
+
+
+def redis_server(folder: Path, name: str, port: int, *extra: str) -> Proc:
+    """A `redis-server` on a local port with no persistence, its data and log under `folder` (`extra`: more
+    arguments, e.g. `--replicaof 127.0.0.1 <port>`)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("no redis-server binary on this machine")
+    data = folder / name
+    data.mkdir()
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(data), *extra]
+    return Proc(name, args, {}, folder / f"{name}.log").start()
+
+
+def online_replicas(port: int) -> int:
+    """Replicas of the local server on `port` done with their initial sync (one still loading the snapshot
+    acknowledges nothing, so `WAIT` and `ROUTER_REDIS_MIN_REPLICAS` do not count it)."""
+    client = redis.Redis(port=port, socket_timeout=2, decode_responses=True)
+    try:
+        info = client.info("replication")
+    finally:
+        client.close()
+    return sum(1 for name, value in info.items() if name.startswith("slave") and isinstance(value, dict)
+               and value.get("state") == "online")
 
 
 def wait_until(

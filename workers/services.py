@@ -213,6 +213,11 @@ class Services:
     def pool_names(self) -> frozenset[str]:
         return frozenset(pool.name for pool in self.assigner.routing.pools)
 
+    @property
+    def agent_names(self) -> frozenset[str]:
+        """The agents the routing knows (empty when it names none: then any explicit agent goes to Ryng)."""
+        return frozenset(agent.name for agent in self.assigner.routing.agents)
+
     def follow_routing(self) -> bool:
         """Adopt a changed routing file (a new assigner, re-registered in Redis); True when it changed."""
         return self._routing is None and self.routing_watch.check(self.adopt_routing)

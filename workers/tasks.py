@@ -16,11 +16,16 @@ log = structlog.get_logger(__name__)
 
 
 @app.task(name=DELIVER_TASK, ignore_result=True)
-def deliver(lead_id: str) -> str:
-    """Deliver one lead (idempotent: a redelivered message for a posted lead does nothing)."""
+def deliver(lead_id: str) -> dict[str, str]:
+    """Deliver one lead (idempotent: a redelivered message for a posted lead does nothing).
+
+    The result (what Flower shows for the task) names the lead, the agent this run routed it to (empty when it
+    picked none) and what happened: no customer data.
+    """
     outcome = process_services().deliverer.run(lead_id)
+    agent = str(structlog.contextvars.get_contextvars().get("agent") or "")
     log.info("lead_delivery_step", lead_id=lead_id, outcome=outcome)
-    return outcome
+    return {"lead": lead_id, "agent": agent, "outcome": str(outcome)}
 
 
 @app.task(name="lead_router.send_outcome", ignore_result=True)

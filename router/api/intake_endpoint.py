@@ -70,13 +70,13 @@ async def answer_lead(intake: Intake, *, headers: Mapping[str, str], body: bytes
         if door.queues_itself:
             request_id = structlog.contextvars.get_contextvars().get("request_id") or ""
             result = await accept_lead(
-                lead, door=door, source="api", pools=services.pool_names, webhook_id=webhook_id,
-                request_id=request_id,
+                lead, door=door, source="api", pools=services.pool_names, agents=services.agent_names,
+                webhook_id=webhook_id, request_id=request_id,
             )
         else:  # the broker is elsewhere: publish through Celery, off the event loop
             result = await run_in_threadpool(
                 take_lead, lead, store=services.store, enqueue=intake.enqueue, source="api",
-                pools=services.pool_names, webhook_id=webhook_id,
+                pools=services.pool_names, agents=services.agent_names, webhook_id=webhook_id,
             )
     except UnknownPool as exc:
         return _problem(422, str(exc))

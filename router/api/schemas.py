@@ -147,3 +147,32 @@ class LeadRecord(BaseModel):
 
 class Problem(BaseModel):
     detail: str | list[dict[str, Any]]
+
+
+class LeadSummary(BaseModel):
+    """One lead in a list: where it is and who got it (no number, name or fields: read the record for those)."""
+
+    id: str
+    status: str
+    wait_reason: str | None = None
+    source: str | None = None
+    agent: str | None = None
+    pool: str | None = None
+    rule: str | None = None
+    strategy: str | None = None
+    attempts: int = 0
+    last_outcome: str | None = None
+    dead_reason: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    assigned_at: str | None = None
+    posted_at: str | None = None
+
+
+class LeadList(BaseModel):
+    """A page of leads, newest first; `next_cursor` (when not null) fetches the next page."""
+
+    leads: list[LeadSummary]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null at the end. A page may hold fewer leads than "
+                    "`limit` (even none) and still have a next one: a page reads at most 5,000 index entries.")

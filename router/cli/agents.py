@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from workers.clock import iso_seconds
 from workers.routing.agents import AgentState, AgentStore, UnknownAgentError
 
 __all__ = ["agents_app", "pools", "register"]
@@ -31,7 +32,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _clock(seconds: float | None) -> str:
-    return datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S") if seconds else "-"
+    return iso_seconds(seconds) or "-"
 
 
 def _off_shift_now(names: list[str]) -> set[str]:
@@ -56,7 +57,7 @@ def _state(agent: AgentState, *, off_shift: bool = False) -> str:
     if off_shift:
         return "off shift"
     if agent.wrap_up_until:
-        return f"wrap-up until {_clock(agent.wrap_up_until)[11:]}"
+        return f"wrap-up until {_clock(agent.wrap_up_until)}"
     if agent.capacity and agent.open >= agent.capacity:
         return "at capacity"
     return "available"

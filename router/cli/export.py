@@ -17,6 +17,7 @@ from typing import Annotated, Literal, TextIO
 import typer
 
 from router.cli.settings import services_or_exit
+from workers.clock import iso
 from workers.store.retention import outcome_row
 
 __all__ = ["parse_since", "register"]
@@ -66,7 +67,7 @@ def export(
         if output:
             out.close()
         services.close()
-    typer.echo(f"exported {count} leads accepted since {datetime.fromtimestamp(since_ms / 1000).astimezone()}"
+    typer.echo(f"exported {count} leads accepted since {iso(since_ms)}"
                + (f" to {output}" if output else ""), err=True)
 
 

@@ -44,7 +44,8 @@ def import_leads(
         mapping = book_for(services.routing).get(source)
         with _progress(path.stat().st_size) as progress:
             report = import_csv(path, store=services.store, enqueue=enqueue, source=source,
-                                pools=sorted(services.pool_names), mapping=mapping, progress=progress)
+                                pools=sorted(services.pool_names), agents=services.agent_names, mapping=mapping,
+                                progress=progress)
         agents = _agents(services, report.taken_ids) if report.stopped is None else Counter()
     finally:
         services.close()

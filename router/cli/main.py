@@ -126,7 +126,7 @@ def consume(
     with Connection(broker) as connection:
         typer.echo(f"consuming leads from queue {queue!r}")
         LeadConsumer(connection, queue=queue, store=services.store, enqueue=enqueue, client=services.redis,
-                     source=source, pools=sorted(services.pool_names),
+                     source=source, pools=sorted(services.pool_names), agents=services.agent_names,
                      mapping=book_for(services.routing).get(source)).run()
 
 

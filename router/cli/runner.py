@@ -138,6 +138,8 @@ def run_all(settings: Settings, *, concurrency: int, flower_port: int | None = 5
     run_env = {"REDIS_URL": env.get("REDIS_URL") or redis_url(settings.redis_url)}
     if settings.router_routing_file:
         run_env["ROUTER_ROUTING_FILE"] = str(Path(settings.router_routing_file).resolve())
+    if env.get("ROUTER_AGENTS"):  # the agents this run routes to (the example pair, unless given)
+        run_env["ROUTER_AGENTS"] = env["ROUTER_AGENTS"]
     try:
         if settings.uses_sandbox:
             sandbox_base = f"http://{settings.sandbox_host}:{settings.sandbox_port}"

@@ -35,7 +35,7 @@ def _load() -> Settings:
 
 
 def _adopt_run(settings: Settings) -> Settings:
-    """Take REDIS_URL (and the routing file) from a run in progress, unless REDIS_URL is set already."""
+    """Take REDIS_URL (and the routing file or agents) from a run in progress, unless REDIS_URL is set already."""
     if "REDIS_URL" in os.environ or settings.redis_url:
         return settings
     run_dir = Path(settings.router_run_dir)
@@ -44,8 +44,9 @@ def _adopt_run(settings: Settings) -> Settings:
         return settings
     # Through the environment, so that every reader of the settings (the Celery app's broker too) agrees.
     os.environ["REDIS_URL"] = values["REDIS_URL"]
-    if values.get("ROUTER_ROUTING_FILE") and "ROUTER_ROUTING_FILE" not in os.environ:
-        os.environ["ROUTER_ROUTING_FILE"] = values["ROUTER_ROUTING_FILE"]
+    for name in ("ROUTER_ROUTING_FILE", "ROUTER_AGENTS"):  # the run's routing, unless this shell names its own
+        if values.get(name) and name not in os.environ:
+            os.environ[name] = values[name]
     _from_run["url"] = values["REDIS_URL"]
     _from_run["file"] = str(run_dir / RUN_ENV)
     get_settings.cache_clear()

@@ -1,8 +1,9 @@
 """`lead-router status [--watch]`: the router at a glance, from the operator snapshot plus a Celery ping.
 
 Which Redis (password masked) and where its URL came from, workers online, queue depth, waiting leads by reason
-with when they go, the limiter's budget, the delivery pause, agents one line each, dead letters and callbacks that
-matched no lead. Register with `register(app)`.
+with when they go, leads waiting for their CRM record (status `fetching`) with the next read, the limiter's
+budget, the delivery pause, agents one line each, dead letters and callbacks that matched no lead. Register with
+`register(app)`.
 """
 
 from __future__ import annotations
@@ -75,6 +76,12 @@ def render(snapshot: Snapshot, *, redis: RedisSource, workers: list[str] | None)
                          f"last {_due(group.last_due_at)})")
     else:
         lines.append("Waiting    none")
+    if snapshot.fetching:
+        due = snapshot.fetching_next_due_at
+        lines.append(f"Fetching   {snapshot.fetching} waiting for their CRM record"
+                     + (f"; next read {_due(due)}" if due else ""))
+    else:
+        lines.append("Fetching   none")
     lines.append(f"Dead       {snapshot.dead_total}"
                  + "".join(f"\n             {dead.id}: {dead.reason}" for dead in snapshot.dead_latest))
     lines.append(f"Callbacks  {snapshot.callbacks_unmatched} unmatched")

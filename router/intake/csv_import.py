@@ -63,7 +63,8 @@ def validation_message(exc: ValidationError) -> str:
 
 
 def take_item(
-    data: Any, *, store: LeadStore, enqueue: Callable[[str], None], source: str, pools: Collection[str] | None = None
+    data: Any, *, store: LeadStore, enqueue: Callable[[str], None], source: str, pools: Collection[str] | None = None,
+    agents: Collection[str] | None = None,
 ) -> IntakeResult:
     """Validate one item and take it; raises ValueError with a clear message when it is not a valid lead."""
     try:
@@ -71,7 +72,7 @@ def take_item(
     except ValidationError as exc:
         raise ValueError(validation_message(exc)) from None
     try:
-        return take_lead(lead, store=store, enqueue=enqueue, source=source, pools=pools)
+        return take_lead(lead, store=store, enqueue=enqueue, source=source, pools=pools, agents=agents)
     except IntakeConflict as exc:
         raise ValueError(str(exc)) from None
 
@@ -83,6 +84,7 @@ def import_csv(
     enqueue: Callable[[str], None],
     source: str = "csv",
     pools: Collection[str] | None = None,
+    agents: Collection[str] | None = None,
     mapping: Source | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
@@ -104,7 +106,7 @@ def import_csv(
                 report.rows += 1
                 if row is not None:
                     _take(row, line=line, report=report, store=store, enqueue=enqueue, source=source, pools=pools,
-                          mapping=mapping)
+                          agents=agents, mapping=mapping)
                 if progress is not None:
                     progress(raw.tell(), report.rows)
         except (ValueError, redis.RedisError, OSError) as exc:
@@ -169,11 +171,11 @@ def _rows(
 
 def _take(
     row: dict[str, Any], *, line: int, report: ImportReport, store: LeadStore, enqueue: Callable[[str], None],
-    source: str, pools: Collection[str] | None, mapping: Source | None,
+    source: str, pools: Collection[str] | None, agents: Collection[str] | None, mapping: Source | None,
 ) -> None:
     try:
         results = _take_row(row if mapping is not None else lead_from_row(row), store=store, enqueue=enqueue,
-                            source=source, pools=pools, mapping=mapping)
+                            source=source, pools=pools, agents=agents, mapping=mapping)
     except ValueError as exc:
         report.errors.append(f"line {line}: {exc}")
         return
@@ -195,13 +197,13 @@ def _target(row: Mapping[str, Any]) -> str:
 
 def _take_row(
     data: dict[str, Any], *, store: LeadStore, enqueue: Callable[[str], None], source: str,
-    pools: Collection[str] | None, mapping: Source | None,
+    pools: Collection[str] | None, agents: Collection[str] | None, mapping: Source | None,
 ) -> tuple[IntakeResult, ...]:
     if mapping is None:
-        return (take_item(data, store=store, enqueue=enqueue, source=source, pools=pools),)
+        return (take_item(data, store=store, enqueue=enqueue, source=source, pools=pools, agents=agents),)
     from router.intake.sources.intake import take_payload
 
-    return take_payload(mapping, data, store=store, enqueue=enqueue, pools=pools).leads
+    return take_payload(mapping, data, store=store, enqueue=enqueue, pools=pools, agents=agents).leads
 
 
 def decode_message(body: Any) -> Any:

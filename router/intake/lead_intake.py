@@ -27,6 +27,10 @@ class UnknownPool(ValueError):
     """The lead names a pool the routing configuration does not have."""
 
 
+class UnknownAgent(UnknownPool):
+    """The lead names an agent the routing configuration does not have (refused wherever an unknown pool is)."""
+
+
 class EnqueueFailed(Exception):
     """The lead is recorded but could not be queued now; the pump will queue it later."""
 
@@ -47,12 +51,14 @@ def take_lead(
     enqueue: Callable[[str], None],
     source: str,
     pools: Collection[str] | None = None,
+    agents: Collection[str] | None = None,
     webhook_id: str | None = None,
     on_change: Literal["conflict", "update"] = "conflict",
 ) -> IntakeResult:
     """Record first (so a 202 means kept), then enqueue. A crash in between is covered by the lead's lease.
 
-    `pools`, when given, are the configured pool names: a lead naming another pool is refused (UnknownPool).
+    `pools`, when given, are the configured pool names: a lead naming another pool is refused (UnknownPool);
+    `agents` likewise the configured agents (UnknownAgent): Ryng would only answer "Agent not found".
     `webhook_id` (a verified Standard Webhooks `webhook-id`) is an idempotency hint: a redelivery of a webhook
     already taken is answered with that lead's status, whatever it carries.
     `on_change="update"` (CRM sources) keeps a known lead re-sent with other values as an update on its record
@@ -63,7 +69,7 @@ def take_lead(
         record = store.get(earlier) if earlier else None
         if earlier and record is not None:
             return IntakeResult(id=earlier, status=record.status, duplicate=True)
-    _check_pool(lead, pools)
+    check_targets(lead, pools=pools, agents=agents)
     accepted = store.accept(lead_id=lead.id, payload=lead.normalised(), source=source)
     if accepted.outcome == "conflict" and on_change == "update":
         store.record_update(lead.id, payload=lead.normalised(), source=source)
@@ -92,6 +98,7 @@ async def accept_lead(
     door: FrontDoor,
     source: str,
     pools: Collection[str] | None = None,
+    agents: Collection[str] | None = None,
     webhook_id: str | None = None,
     request_id: str = "",
 ) -> IntakeResult:
@@ -100,7 +107,7 @@ async def accept_lead(
         earlier = await door.webhook_lead(webhook_id)
         if earlier is not None:
             return IntakeResult(id=earlier[0], status=earlier[1], duplicate=True)
-    _check_pool(lead, pools)
+    check_targets(lead, pools=pools, agents=agents)
     accepted = await door.take(
         lead_id=lead.id, payload=lead.normalised(), source=source, request_id=request_id, webhook_id=webhook_id
     )
@@ -109,9 +116,17 @@ async def accept_lead(
     return IntakeResult(id=lead.id, status=accepted.status, duplicate=accepted.outcome == "exists")
 
 
-def _check_pool(lead: LeadIn, pools: Collection[str] | None) -> None:
+def check_targets(lead: LeadIn, *, pools: Collection[str] | None, agents: Collection[str] | None) -> None:
+    """Refuse a lead naming a pool or an agent the routing does not have (when it says which it has)."""
     if pools is not None and lead.pool is not None and lead.pool not in pools:
         raise UnknownPool(f"pool: unknown pool {lead.pool!r}; configured pools: {', '.join(sorted(pools))}")
+    if agents and lead.agent is not None and lead.agent not in agents:
+        raise UnknownAgent(f"agent: unknown agent {lead.agent!r}; configured agents: {_some(agents)}")
+
+
+def _some(names: Collection[str], most: int = 20) -> str:
+    ordered = sorted(names)
+    return ", ".join(ordered[:most]) + (f" and {len(ordered) - most} more" if len(ordered) > most else "")
 
 
 def _conflict(lead: LeadIn, status: str) -> IntakeConflict:

@@ -56,6 +56,7 @@ class LeadConsumer(ConsumerMixin):
         client: redis.Redis,
         source: str,
         pools: Collection[str] | None = None,
+        agents: Collection[str] | None = None,
         mapping: Source | None = None,
         max_backoff: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -68,6 +69,7 @@ class LeadConsumer(ConsumerMixin):
         self._source = mapping.name if mapping is not None else source
         self._mapping = mapping
         self._pools = pools
+        self._agents = agents
         self._fetches = FetchWaits(client, keys=store.keys, store=store)  # id-only events wait for their record
         self._rejected_key = store.keys.consume_rejected
         self._max_backoff = max_backoff
@@ -99,11 +101,12 @@ class LeadConsumer(ConsumerMixin):
     def _take(self, message: Message) -> tuple[IntakeResult, ...]:
         if self._mapping is None:
             item = decode_message(_raw(message))
-            taken = take_item(item, store=self._store, enqueue=self._enqueue, source=self._source, pools=self._pools)
+            taken = take_item(item, store=self._store, enqueue=self._enqueue, source=self._source, pools=self._pools,
+                              agents=self._agents)
             return (taken,)
         payload = decode_body(_raw(message), content_type=message.content_type)
         result = take_payload(self._mapping, payload, store=self._store, enqueue=self._enqueue, pools=self._pools,
-                              fetches=self._fetches)
+                              agents=self._agents, fetches=self._fetches)
         return result.leads
 
     def _refuse(self, message: Message, reason: str) -> None:

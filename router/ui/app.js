@@ -101,6 +101,16 @@ function drawWaiting(snapshot) {
     }))));
 }
 
+function drawFetching(snapshot) {
+  const box = document.getElementById("fetching");
+  box.dataset.count = String(snapshot.fetching);
+  box.className = snapshot.fetching ? "" : "empty";
+  const next = snapshot.fetching_next_due_at ? ` · next read ${inSeconds(snapshot.fetching_next_due_at)}` : "";
+  box.textContent = snapshot.fetching
+    ? `${snapshot.fetching} waiting for their CRM record${next}`
+    : "No lead is waiting for its CRM record.";
+}
+
 function drawRecent(recent) {
   replaceRows(document.getElementById("recent"), recent.map((lead) => el("tr", { "data-lead": lead.id },
     el("td", { text: lead.id }), el("td", { text: lead.status }), el("td", { text: lead.agent || "–" }),
@@ -147,6 +157,7 @@ async function refresh() {
     drawPools(snapshot.pools);
     drawBudget(snapshot.budget);
     drawWaiting(snapshot);
+    drawFetching(snapshot);
     drawRecent(snapshot.recent);
     drawDead(snapshot);
     drawPipeline(snapshot);

@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 
 from tests.bench.report import write_section
-from tests.harness import embedded_redis, free_port, wait_until
+from tests.harness import embedded_redis, free_port, online_replicas, redis_answers, wait_until
 from workers.store.connections import connect
 from workers.store.keys import Keys
 from workers.store.lead_record import Status
@@ -61,25 +60,11 @@ def _replica_pair(tmp: Path) -> tuple[subprocess.Popen[bytes], subprocess.Popen[
     common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     primary = subprocess.Popen([binary, "--port", str(primary_port), "--dir", str(tmp), *common],
                                stdout=subprocess.DEVNULL)
-    wait_until(lambda: _ping(primary_port), timeout=10)
+    wait_until(lambda: redis_answers(f"redis://127.0.0.1:{primary_port}"), timeout=10)
     replica = subprocess.Popen([binary, "--port", str(replica_port), "--dir", str(tmp), *common,
                                 "--replicaof", "127.0.0.1", str(primary_port)], stdout=subprocess.DEVNULL)
-    wait_until(lambda: _online_replicas(primary_port) == 1, timeout=15)
+    wait_until(lambda: online_replicas(primary_port) == 1, timeout=15)
     return primary, replica, primary_port
-
-
-def _online_replicas(port: int) -> int:
-    """Replicas done with their initial sync (a replica still loading the snapshot acknowledges nothing)."""
-    info = redis.Redis(port=port, decode_responses=True).info("replication")
-    return sum(1 for name, value in info.items() if name.startswith("slave") and isinstance(value, dict)
-               and value.get("state") == "online")
-
-
-def _ping(port: int) -> bool:
-    try:
-        return bool(redis.Redis(port=port, socket_timeout=0.5).ping())
-    except redis.RedisError:
-        return False
 
 
 def accept_latency(tmp: Path, accepts: int = 1000) -> dict[int, tuple[float, float]]:

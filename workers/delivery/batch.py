@@ -20,15 +20,16 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
-from workers.clock import iso
+from workers.clock import iso, now_ms
 from workers.delivery.ledger import DeliveryLedger, Settlement, history_entry
 from workers.delivery.policy import DeliveryPolicy
 from workers.ryng.client import Outcome, RyngClient, RyngResult
 from workers.ryng.payload import BatchRequest, CampaignRequest
+from workers.store.histograms import observe_posted, observe_send
 from workers.store.lead_record import Status, WaitReason
 from workers.store.pause import DeliveryPause
 from workers.store.records import LeadStore
@@ -45,6 +46,8 @@ class Member:
     lead_id: str
     attempt: int
     request: CampaignRequest
+    #: When the lead was accepted (ms): its time to posted is observed when the batch is accepted.
+    created_ms: int = 0
 
 
 class Batcher:
@@ -87,7 +90,7 @@ class Batcher:
                 log.warning("batch_member_unfit", lead_id=lead.lead_id, error=type(exc).__name__)
                 unfit.append((lead.lead_id, _alone(events=())))
                 continue
-            members.append(Member(lead.lead_id, lead.attempt, request))
+            members.append(Member(lead.lead_id, lead.attempt, request, created_ms=lead.record.created_ms))
         if len(members) == 1:
             self._ledger.settle_many(unfit, token=token)
             return None
@@ -157,7 +160,7 @@ class Batcher:
                     events=(entry, history_entry("retry_scheduled", attempt=member.attempt,
                                                  delay_seconds=round(delay, 3))),
                 )
-            runs.append((member.lead_id, settlement))
+            runs.append((member.lead_id, _observed(settlement, result, member, leader=index == 0)))
         return runs, buried
 
 
@@ -169,6 +172,14 @@ _LEADER_STEPS = {
     Outcome.REJECTED: "retrying",  # split: each lead goes again, alone
     Outcome.UNAUTHORIZED: f"waiting-{WaitReason.RYNG_UNAUTHORIZED}",
 }
+
+
+def _observed(settlement: Settlement, result: RyngResult, member: Member, *, leader: bool) -> Settlement:
+    """The settlement with the request's timings (counted once, on the leader) and the lead's time to posted."""
+    now = now_ms()
+    timings = (observe_send(result.outcome, result.elapsed_ms, created_ms=member.created_ms, now_ms=now) if leader
+               else observe_posted(result.outcome, created_ms=member.created_ms, now_ms=now))
+    return replace(settlement, counters=(*settlement.counters, *timings)) if timings else settlement
 
 
 def _alone(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Literal
 
@@ -26,6 +26,7 @@ from workers.routing.assigner import Assigner, LeadFacts, Pick
 from workers.routing.rules import UnknownPoolError
 from workers.ryng.client import Outcome, RyngClient, RyngResult
 from workers.store.counters import Counters
+from workers.store.histograms import observe_send
 from workers.store.lead_record import LeadRecord, WaitReason
 from workers.store.pause import DeliveryPause
 from workers.store.records import LeadStore, Status
@@ -166,6 +167,7 @@ class Deliverer:
                 "agent_mapping": "global" if pick.outcome == "assigned" else "all-agents", "assigned_at": iso(),
             }
             pick_counter = "assigned" if pick.outcome == "assigned" else ""
+        structlog.contextvars.bind_contextvars(agent=agent)  # in every log line, and in the task's result
         # Paused (Ryng said 403): only a lead ready to post may spend the interval's one probe.
         probing = False
         if paused:
@@ -191,11 +193,13 @@ class Deliverer:
             return self._wait(run, WaitReason.RATE_LIMIT, begun.wait_seconds, counters=("rate_limited",),
                               ready=batchable)
         if batchable and self._batcher is not None:
-            carried = self._batcher.carry(Member(lead_id, begun.attempt, request), token=run.token)
+            carried = self._batcher.carry(Member(lead_id, begun.attempt, request, created_ms=record.created_ms),
+                                          token=run.token)
             if carried is not None:
                 run.settled = True
                 return Step(carried)
         result = self._ryng.create_campaign(request)
+        run.observed = observe_send(result.outcome, result.elapsed_ms, created_ms=record.created_ms, now_ms=now_ms())
         # Ryng's answer rides on the step's one log line (the task's, which clears the context after it).
         structlog.contextvars.bind_contextvars(
             attempt=begun.attempt, ryng_outcome=str(result.outcome), status_code=result.status_code,
@@ -276,6 +280,8 @@ class Deliverer:
         return Step.waiting(reason)
 
     def _settle(self, run: _Run, settlement: Settlement) -> None:
+        if run.observed:  # the request's timings ride on the settle that records its answer
+            settlement, run.observed = replace(settlement, counters=(*settlement.counters, *run.observed)), ()
         self._ledger.settle(run.lead_id, token=run.token, settlement=settlement)
         run.settled = settlement.unlock
 
@@ -301,6 +307,8 @@ class _Run:
     lead_id: str
     token: str
     settled: bool = False
+    #: Histogram tokens of this run's request to Ryng, added to the settle that records its answer.
+    observed: tuple[str, ...] = ()
 
 
 def _pick_entry(pick: Pick) -> str:

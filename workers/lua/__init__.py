@@ -51,7 +51,6 @@ ScriptName = Literal[
     "pending_claim_expired",
     "pick",
     "rate_acquire",
-    "reservation_extend",
     "reservation_release",
     "retention_drop",
     "retention_shrink",

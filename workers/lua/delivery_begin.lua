@@ -1,6 +1,6 @@
 -- Begin a send, in one step: record the pick (when this run made one), take a slot from the shared rate
--- limiter (rate_slot.lua, spliced in below) and, when granted, count the attempt and mark the lead `sending`
--- (mark_sending.lua). A lead that became final meanwhile is not touched.
+-- limiter (rate_slot.lua, spliced in below; a refused slot counts one `limiter_waits`) and, when granted, count
+-- the attempt and mark the lead `sending` (mark_sending.lua). A lead that became final meanwhile is not touched.
 -- With batching on, a lead may instead wait for a batch (once): when more leads wait than the limiter's free
 -- slots can send (the backlog: leads queued or in a run, plus those picked and waiting for the limiter).
 -- KEYS[1] the lead's record (hash), KEYS[2] its history (list), KEYS[3] the router's counters (hash),
@@ -30,5 +30,8 @@ if ARGV[7] == '1' and redis.call('HGET', KEYS[1], 'batch_deferred') ~= '1' then
   end
 end
 local slot = rate_slot(KEYS[4], ARGV[3], ARGV[4], ARGV[5])
-if slot[1] == 0 then return {'wait', slot[2]} end
+if slot[1] == 0 then
+  redis.call('HINCRBY', KEYS[3], 'limiter_waits', 1)
+  return {'wait', slot[2]}
+end
 return {'sending', mark_sending(KEYS[1], KEYS[2], KEYS[3], ARGV[6])}

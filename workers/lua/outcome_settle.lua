@@ -1,7 +1,7 @@
 -- Settle the lead's oldest outcome message: delivered, or given up on (into the dead outcomes); the next one,
 -- if any, is due at once. Nothing happens unless that message is still the oldest (another sender settled it).
 -- KEYS[1] the lead's outcome queue (list), KEYS[2] outcomes due (zset), KEYS[3] the lead's record (hash),
--- KEYS[4] dead outcomes (list), KEYS[5] the lead's history (list).
+-- KEYS[4] dead outcomes (list), KEYS[5] the lead's history (list), KEYS[6] the router's counters (hash).
 -- ARGV[1] 'delivered' or 'dead', ARGV[2] now (ms), ARGV[3] lead id, ARGV[4] the message (JSON), ARGV[5] dead
 -- entry (JSON), ARGV[6] history entry (JSON), ARGV[7] now (ISO), ARGV[8] most dead outcomes kept,
 -- ARGV[9] most history entries kept.
@@ -9,6 +9,7 @@
 -- Returns 1 when settled, 0 when the message was no longer the oldest.
 if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[4] then return 0 end
 redis.call('LPOP', KEYS[1])
+redis.call('HINCRBY', KEYS[6], string.format('outcome:%s', ARGV[1]), 1)  -- a counter's field, not a key
 local kept = redis.call('EXISTS', KEYS[3]) == 1
 if ARGV[1] == 'dead' then
   redis.call('LPUSH', KEYS[4], ARGV[5])

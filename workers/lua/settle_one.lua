@@ -8,8 +8,8 @@
 -- [8] reservations by deadline (zset), [9] the lead's lock (string), [10] leads waiting for the limiter (zset);
 -- A: [1] lead id, [2] lock token ('' keeps the lock), [3] new status ('' keeps it), [4] due (ms) to park until
 -- ('' = not parked; 'finish' = out of pending and parked), [5] lease ms, [6] new reservation deadline (ms),
--- [7] 'hold' / 'unhold' / '' (the pause's held set), [8] change to `attempts` (0 or -1), [9] counters to add
--- one to (comma list), [10] number of history entries n, [11] 'ready' when the lead waits for the limiter (else
+-- [7] 'hold' / 'unhold' / '' (the pause's held set), [8] change to `attempts` (0 or -1), [9] counters (comma
+-- list: `name` adds one, `name=amount` adds amount), [10] number of history entries n, [11] 'ready' when the lead waits for the limiter (else
 -- it leaves that set), [12..11+n] entries, then field/value pairs.
 -- Returns the status before (false for an unknown lead).
 local function settle(K, A)
@@ -24,7 +24,10 @@ local function settle(K, A)
   if tonumber(A[8]) ~= 0 then redis.call('HINCRBY', K[1], 'attempts', tonumber(A[8])) end
   for i = 12, 11 + n do redis.call('RPUSH', K[2], A[i]) end
   if n > 0 then redis.call('LTRIM', K[2], -200, -1) end
-  for name in string.gmatch(A[9], '[^,]+') do redis.call('HINCRBY', K[3], name, 1) end
+  for token in string.gmatch(A[9], '[^,]+') do
+    local name, amount = string.match(token, '^(.+)=(%d+)$')
+    redis.call('HINCRBY', K[3], name or token, amount and tonumber(amount) or 1)
+  end
   if A[4] == 'finish' then
     redis.call('ZREM', K[4], lead)
     redis.call('ZREM', K[5], lead)

@@ -3,7 +3,8 @@
 One `Snapshot` says, at one moment: every agent with its state (available, paused, off shift, wrap-up, at
 capacity), open leads, picks today and last pick; each pool's rotation with the agent the next plain lead would
 get (asked of the assigner's own pick script, which writes nothing for a peek); the rate limiter's budget; the
-leads waiting, by reason, with when they are due; the latest leads with their agent, rule and reason; dead
+leads waiting, by reason, with when they are due; the leads waiting for their record from the CRM's API (status
+`fetching`) and when the next read is due; the latest leads with their agent, rule and reason; dead
 letters; whether delivery is paused; callbacks that matched no lead. The routing page (`/ui`) and
 `lead-router status` both show it. It holds no phone numbers or names: lead ids, agents and reasons only.
 
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
-from workers.clock import iso
+from workers.clock import iso, iso_seconds
 from workers.routing.agents import AgentState, AgentStore
 from workers.routing.assigner import Assigner
 from workers.routing.schedule import off_shift
@@ -108,6 +109,9 @@ class Snapshot(BaseModel):
     waiting_total: int = Field(description="leads parked until a time (every reason)")
     waiting: list[WaitingGroup] = Field(description="by reason, from the first WAITING_SAMPLE parked leads")
     drain_eta_seconds: float = Field(description="estimate: when the last waiting or queued lead may reach Ryng")
+    fetching: int = Field(description="leads waiting for their record from the CRM's API (status `fetching`)")
+    fetching_next_due_at: str | None = Field(
+        description="when the next read of such a record is due (a read under way: when its lease ends); null if none")
     in_flight: int = Field(description="leads not yet in a final state")
     queue_depth: int | None = Field(description="delivery messages in the broker queue; null if not on this Redis")
     recent: list[LeadRow]
@@ -130,10 +134,6 @@ def agent_state(agent: AgentState, *, off: bool) -> AgentStateName:
     if agent.capacity and agent.open >= agent.capacity:
         return "at_capacity"
     return "available"
-
-
-def _iso_seconds(seconds: float | None) -> str | None:
-    return iso(int(seconds * 1000)) if seconds else None
 
 
 class SnapshotReader:
@@ -184,11 +184,12 @@ class SnapshotReader:
         pipe.hgetall(keys.paused)
         pipe.llen(keys.callbacks_unmatched)
         pipe.zrevrange(keys.created, 0, self._recent - 1)
+        pipe.zcard(keys.fetches_due)
+        pipe.zrange(keys.fetches_due, 0, 0, withscores=True)
         if self._queue is not None:
             pipe.llen(broker_queue(self._queue))
-        used, oldest, parked_total, parked, in_flight, dead_total, dead, paused, unmatched, recent_ids, *queue = (
-            pipe.execute()
-        )
+        (used, oldest, parked_total, parked, in_flight, dead_total, dead, paused, unmatched, recent_ids, fetching,
+         next_fetch, *queue) = pipe.execute()
         parked = [(str(lead_id), float(due)) for lead_id, due in parked]
         dead = [(str(lead_id), float(at)) for lead_id, at in dead]
         recent_ids = [str(lead_id) for lead_id in recent_ids]
@@ -222,6 +223,8 @@ class SnapshotReader:
             waiting_total=int(parked_total),
             waiting=_waiting_groups(parked, waiting_fields),
             drain_eta_seconds=round(max(drain, next_slot if backlog else 0.0), 1),
+            fetching=int(fetching),
+            fetching_next_due_at=iso(int(next_fetch[0][1])) if next_fetch else None,
             in_flight=int(in_flight),
             queue_depth=queue_depth,
             recent=[
@@ -244,8 +247,8 @@ class SnapshotReader:
             AgentRow(
                 name=agent.name, state=agent_state(agent, off=agent.name in off), pause_reason=agent.pause_reason,
                 open=agent.open, capacity=agent.capacity, weight=agent.weight, picks_today=agent.picks_today,
-                picks_total=agent.assigned, last_pick_at=_iso_seconds(agent.last_assigned_at),
-                wrap_up_until=_iso_seconds(agent.wrap_up_until),
+                picks_total=agent.assigned, last_pick_at=iso_seconds(agent.last_assigned_at),
+                wrap_up_until=iso_seconds(agent.wrap_up_until),
             )
             for agent in states
         ]

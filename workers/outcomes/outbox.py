@@ -114,7 +114,7 @@ class Outbox:
     def retry_later(self, lead_id: str, *, attempts: int, error: str, delay_seconds: float) -> None:
         """Count the failed try and make the lead due again after the backoff (one Lua call)."""
         self._retry(
-            keys=[self._keys.outcomes_due, self._keys.lead(lead_id)],
+            keys=[self._keys.outcomes_due, self._keys.lead(lead_id), self._keys.metrics],
             args=[lead_id, now_ms() + int(delay_seconds * 1000), attempts, error[:500]],
         )
 
@@ -127,7 +127,7 @@ class Outbox:
 
     def _settle_head(self, lead_id: str, raw: str, how: str, *, history: dict[str, Any], dead: dict[str, Any]) -> bool:
         keys = [self._keys.outcome_queue(lead_id), self._keys.outcomes_due, self._keys.lead(lead_id),
-                self._keys.outcomes_dead, self._keys.lead_events(lead_id)]
+                self._keys.outcomes_dead, self._keys.lead_events(lead_id), self._keys.metrics]
         args: list[str | int] = [
             how, now_ms(), lead_id, raw, json.dumps(dead, sort_keys=True), json.dumps(history, sort_keys=True),
             iso(), MAX_DEAD, MAX_EVENTS,

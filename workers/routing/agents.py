@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import time
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_serializer
 
+from workers.clock import iso_seconds
 from workers.lua import load_script
 from workers.store.connections import RedisClient
 from workers.store.keys import Keys
@@ -41,6 +42,11 @@ class AgentState(BaseModel):
     paused_at: float | None
     wrap_up_until: float | None
     last_assigned_at: float | None
+
+    @field_serializer("paused_at", "wrap_up_until", "last_assigned_at", when_used="json")
+    def _as_iso(self, seconds: float | None) -> str | None:
+        """Epoch seconds in Python, ISO-8601 with its offset in JSON (what people read)."""
+        return iso_seconds(seconds)
 
 
 class PoolState(BaseModel):

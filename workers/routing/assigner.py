@@ -252,11 +252,6 @@ class Assigner:
         at = self._clock() if now is None else now
         return self._reservations.release(lead_id, now_ms=int(at * 1000), cancel=cancel)
 
-    def extend(self, *, lead_id: str, now: float | None = None) -> bool:
-        """Start the lead's reservation timeout again (it is still on its way to the agent, or just posted)."""
-        at = self._clock() if now is None else now
-        return self._reservations.extend(lead_id, deadline_ms=int(at * 1000) + self._timeout_ms)
-
     def expire_reservations(self, now: float | None = None, *, limit: int = 1000) -> int:
         """Release reservations older than the reservation timeout (no terminal callback came)."""
         at = self._clock() if now is None else now

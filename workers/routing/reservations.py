@@ -1,9 +1,10 @@
 """Capacity reservations: from its pick until released, a lead holds one unit of its agent's capacity.
 
-A pick makes the reservation (`pick.lua`); this module moves its deadline, frees it when the call ends or the lead
-never reaches the agent, and frees those whose deadline passed. The keys a release touches depend on what the
-reservation names (its agent, its number), so each release reads the reservation, then passes those keys to one
-script that checks nothing changed in between; a lead whose reservation did change is read again.
+A pick makes the reservation (`pick.lua`) and each delivery's settlement moves its deadline (`delivery_settle.lua`);
+this module frees it when the call ends or the lead never reaches the agent, and frees those whose deadline passed.
+The keys a release touches depend on what the reservation names (its agent, its number), so each release reads the
+reservation, then passes those keys to one script that checks nothing changed in between; a lead whose
+reservation did change is read again.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ class Reservations:
         self._client = client
         self._keys = keys
         self._release = load_script(client, "reservation_release")
-        self._extend = load_script(client, "reservation_extend")
 
     def release(self, lead_id: str, *, now_ms: int, cancel: bool = False) -> bool:
         """Free the lead's reservation; False if it held none. `cancel`: no wrap-up, no sticky ownership."""
@@ -46,11 +46,6 @@ class Reservations:
             self._keys.reservations, "-inf", now_ms, start=0, num=limit
         )
         return self._run(due, now_ms=now_ms, mode="expired")[0] if due else 0
-
-    def extend(self, lead_id: str, *, deadline_ms: int) -> bool:
-        """Move the deadline of the lead's reservation; False when it holds none."""
-        keys = [self._keys.reservation(lead_id), self._keys.reservations]
-        return bool(self._extend(keys=keys, args=[lead_id, deadline_ms]))
 
     def _run(self, lead_ids: Sequence[str], *, now_ms: int, mode: Mode) -> tuple[int, int]:
         pipe = self._client.pipeline(transaction=False)

@@ -113,7 +113,7 @@ class CallbackRecorder:
             args += [name, value]
         keys = [self._keys.lead(callback.lead_id), self._keys.lead_events(callback.lead_id),
                 self._keys.callbacks_applied(callback.lead_id), self._keys.dead, self._keys.pending,
-                self._keys.parked, self._keys.callbacks_unmatched]
+                self._keys.parked, self._keys.callbacks_unmatched, self._keys.metrics]
         return cast(ApplyResult, str(self._apply(keys=keys, args=args)))
 
     def unmatched(self, body: bytes, *, kind: CallbackKind) -> None:
@@ -122,6 +122,7 @@ class CallbackRecorder:
         pipe = self._redis.pipeline(transaction=True)
         pipe.lpush(key, _unmatched_entry(body, kind=kind))
         pipe.ltrim(key, 0, 999)
+        pipe.hincrby(self._keys.metrics, f"callback:{kind}:unmatched", 1)
         pipe.execute()
 
 

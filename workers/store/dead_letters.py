@@ -49,7 +49,8 @@ class DeadLetter(BaseModel):
     id: str
     reason: str | None = None
     dead_at: str | None = None
-    dead_ms: int = 0
+    #: When it died (epoch ms: the dead set's score), for ordering; answers show `dead_at`.
+    dead_ms: int = Field(default=0, exclude=True)
     attempts: int = 0
     crashes: int = 0
     agent: str | None = None

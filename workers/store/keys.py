@@ -33,8 +33,9 @@ class Keys:
         return "{" + self.prefix + "}"
 
     def match(self, pattern: str = "*") -> str:
-        """A SCAN MATCH pattern over this router's keys (`pattern` is what follows `{<prefix>}:`)."""
-        return f"{self.tag}:{pattern}"
+        """A SCAN MATCH pattern over this router's keys (`pattern` is what follows `{<prefix>}:`): `lead:*` for the
+        lead records. The tag is matched literally, so a prefix never matches another router's keys."""
+        return f"{_glob_literal(self.tag)}:{pattern}"
 
     # --- leads --------------------------------------------------------------------------------------------
 
@@ -238,7 +239,7 @@ class Keys:
 
     def legacy_match(self) -> str:
         """A SCAN MATCH pattern over the keys of the untagged layout: `<prefix>:*`."""
-        return f"{self.prefix}:*"
+        return f"{_glob_literal(self.prefix)}:*"
 
     def from_legacy(self, legacy_key: str) -> str:
         """The key that replaces an untagged one: `<prefix>:rest` becomes `{<prefix>}:rest`."""
@@ -246,6 +247,11 @@ class Keys:
         if not legacy_key.startswith(head):
             raise ValueError(f"{legacy_key!r} is not a key of prefix {self.prefix!r}")
         return f"{self.tag}:{legacy_key.removeprefix(head)}"
+
+
+def _glob_literal(text: str) -> str:
+    """`text` as a literal in a Redis glob pattern (SCAN MATCH, KEYS): `*`, `?`, `[`, `]` and `\\` escaped."""
+    return "".join(f"\\{char}" if char in "*?[]\\" else char for char in text)
 
 
 def broker_queue(queue: str) -> str:

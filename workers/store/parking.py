@@ -36,13 +36,6 @@ class Parking:
         """A worker has the lead (or it was just enqueued): its lease starts now."""
         self._redis.zadd(self._keys.pending, {lead_id: now_ms() + self._lease_ms}, xx=True)
 
-    def finish(self, lead_id: str) -> None:
-        """The lead reached a final state: it is neither pending nor parked any more."""
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.zrem(self._keys.pending, lead_id)
-        pipe.zrem(self._keys.parked, lead_id)
-        pipe.execute()
-
     def claim_due(self, *, limit: int = 100) -> list[str]:
         """Atomically take parked leads whose time has come (each claimed by exactly one caller)."""
         claimed: list[str] = self._claim_due(

@@ -26,14 +26,6 @@ class DeliveryPause:
         # The next probe is one interval away, not immediate: the token was just refused.
         self._redis.set(self._keys.probe, "wait", px=self._probe_ms, nx=True)
 
-    def hold(self, lead_id: str) -> None:
-        """Note a lead parked because of the pause, so that resuming wakes it at once."""
-        self._redis.sadd(self._keys.paused_held, lead_id)
-
-    def unhold(self, lead_id: str) -> None:
-        """The lead waits for another reason now (a backoff): resuming must not wake it early."""
-        self._redis.srem(self._keys.paused_held, lead_id)
-
     def resume(self) -> bool:
         """Resume delivery and make every lead held by the pause due now; True if it was paused."""
         return bool(self._resume(keys=[self._keys.paused, self._keys.probe, self._keys.paused_held, self._keys.parked],

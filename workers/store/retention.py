@@ -93,10 +93,10 @@ class Retention:
             return 0
         indexed = 0
         prefix = self._keys.lead("")
-        for key in self._redis.scan_iter(match=f"{_glob_escape(prefix)}*", count=count):
+        for key in self._redis.scan_iter(match=self._keys.match("lead:*"), count=count):
             created = self._redis.hget(key, "created_ms")
             if created is not None and self._redis.hget(key, "tombstone") != "1":
-                added = self._redis.zadd(self._keys.created, {key[len(prefix):]: int(created)}, nx=True)
+                added = self._redis.zadd(self._keys.created, {key.removeprefix(prefix): int(created)}, nx=True)
                 indexed += 1 if added else 0
         self._redis.set(marker, iso())
         if indexed:
@@ -211,10 +211,6 @@ class Retention:
                 pipe.xadd(self._keys.export_stream, {"lead": line}, maxlen=self._policy.export_stream_maxlen,
                           approximate=True)
             pipe.execute()
-
-
-def _glob_escape(text: str) -> str:
-    return "".join(f"\\{char}" if char in "*?[]\\" else char for char in text)
 
 
 def _loads(item: str) -> Any:

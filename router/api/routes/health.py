@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import redis
 from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from router.api.deps import ServicesDep
-from workers.services import Services
+from router.api.metrics import RouterCollector
 
 router = APIRouter(tags=["health"])
 
@@ -50,27 +47,14 @@ def _readiness(client: redis.Redis) -> dict[str, str]:
     return checks
 
 
-class _RouterCollector:
-    def __init__(self, services: Services) -> None:
-        self._services = services
-
-    def collect(self) -> Iterator[Metric]:
-        counters = CounterMetricFamily("lead_router_events", "Router events by kind", labels=["kind"])
-        for name, value in sorted(self._services.counters.snapshot().items()):
-            counters.add_metric([name], value)
-        yield counters
-        gauge = GaugeMetricFamily("lead_router_leads", "Leads by delivery set", labels=["set"])
-        for name, value in self._services.parking.counts().items():
-            gauge.add_metric([name], value)
-        yield gauge
-        paused = GaugeMetricFamily("lead_router_delivery_paused", "1 while Ryng delivery is paused")
-        paused.add_metric([], 1 if self._services.pause.state() else 0)
-        yield paused
-
-
 @router.get("/metrics", include_in_schema=False)
 def metrics(services: ServicesDep) -> Response:
-    """Prometheus metrics: counters shared by every process through Redis."""
+    """Prometheus metrics: the router's state and the counters every process keeps in Redis (README, "Metrics")."""
     registry = CollectorRegistry()
-    registry.register(_RouterCollector(services))
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    registry.register(RouterCollector(services))
+    try:
+        body = generate_latest(registry)
+    except redis.RedisError as exc:  # the figures live in Redis: none to give while it is away
+        return Response(f"Redis is unreachable ({type(exc).__name__}): no metrics\n", status_code=503,
+                        media_type="text/plain")
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -115,7 +115,7 @@ async def post_source(name: str, request: Request, services: ServicesDep, enqueu
     try:
         taken = await run_in_threadpool(
             take_payload, source, payload, store=services.store, enqueue=enqueue, counters=services.counters,
-            pools=services.pool_names, fetches=services.fetch_waits,
+            pools=services.pool_names, agents=services.agent_names, fetches=services.fetch_waits,
         )
     except (MappingError, UnknownPool) as exc:
         log.warning("source_payload_refused", reason=str(exc)[:300])

@@ -17,7 +17,7 @@ import structlog
 
 from config.routing import RoutingConfig
 from config.sources_models import SourceConfig
-from router.intake.lead_intake import IntakeResult, UnknownPool, take_lead
+from router.intake.lead_intake import IntakeResult, check_targets, take_lead
 from router.intake.sources.mapping import IdOnly, Mapped, MappingError, SourceMapping
 from workers.fetch.waits import FetchWaits
 from workers.store.counters import Counters
@@ -87,25 +87,25 @@ def take_payload(
     enqueue: Callable[[str], None],
     counters: Counters | None = None,
     pools: Collection[str] | None = None,
+    agents: Collection[str] | None = None,
     fetches: FetchWaits | None = None,
 ) -> SourceTaken:
-    """Map the payload (MappingError refuses it whole), check every lead's pool, then take each lead.
+    """Map the payload (MappingError refuses it whole), check every lead's pool and agent, then take each lead.
 
     An id-only event of a source with a fetch is kept waiting for its record (`fetches`), status `fetching`.
     """
     mapped: Mapped = source.mapping.map(payload)
     if mapped.fetches and fetches is None:
         raise MappingError("this way in cannot read records from the CRM's API: send events that carry the record")
-    if pools is not None:
-        for lead in mapped.leads:
-            if lead.pool is not None and lead.pool not in pools:
-                raise UnknownPool(f"pool: unknown pool {lead.pool!r}; configured pools: {', '.join(sorted(pools))}")
+    for lead in mapped.leads:
+        check_targets(lead, pools=pools, agents=agents)
     if mapped.ignored:
         log.info("source_events_ignored", source=source.name, ignored=mapped.ignored)
         if counters is not None:
             counters.incr(f"source_ignored:{source.name}", mapped.ignored)
     results = tuple(
-        take_lead(lead, store=store, enqueue=enqueue, source=source.name, pools=pools, on_change="update")
+        take_lead(lead, store=store, enqueue=enqueue, source=source.name, pools=pools, agents=agents,
+                  on_change="update")
         for lead in mapped.leads
     ) + tuple(_wait_for_record(event, fetches=fetches, source=source.name) for event in mapped.fetches if fetches)
     for result in results:

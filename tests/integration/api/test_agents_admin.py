@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,8 @@ from workers.routing.assigner import Assigner, LeadFacts
 from workers.services import Services
 from workers.store.keys import Keys
 
+#: ISO-8601 with its offset (the router writes UTC: `Z`), as every time people read.
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)$")
 TOKEN = "admin-secret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -81,8 +84,11 @@ def test_pause_resume_and_patch_through_the_api(api: Api, assigner: Assigner) ->
     assert listed["stats"] == {"agents": 2, "paused": 0, "open": 0, "assigned": 0, "reservations": 0}
     paused = api.post("/v1/admin/agents/ann/pause", json={"reason": "lunch"}, headers=AUTH).json()
     assert (paused["paused"], paused["pause_reason"]) == (True, "lunch")
+    assert ISO.match(paused["paused_at"]), paused
     pick = assigner.pick(LeadFacts(lead_id="x1", number="", fields={}))
     assert pick.agent == "bob" and pick.skipped[0].reason == "paused"
+    bob = api.get("/v1/admin/agents", headers=AUTH).json()["agents"][1]
+    assert ISO.match(bob["last_assigned_at"]) and bob["paused_at"] is None and bob["wrap_up_until"] is None
     assert api.post("/v1/admin/agents/ann/resume", headers=AUTH).json()["paused"] is False
     patched = api.patch("/v1/admin/agents/bob", json={"weight": 4, "capacity": 9}, headers=AUTH).json()
     assert (patched["weight"], patched["capacity"]) == (4, 9)
@@ -114,6 +120,7 @@ def test_cli_lists_pauses_sets_and_shows_pools(cli: typer.Typer, assigner: Assig
     lines = listed.stdout.splitlines()
     assert lines[0].split()[:5] == ["AGENT", "ID", "STATE", "WEIGHT", "OPEN"]
     assert lines[1].split()[:5] == ["ann", "11", "available", "1", "1/2"]
+    assert ISO.match(lines[1].split()[6]) and lines[2].split()[6] == "-"  # ann's last pick; bob never picked
     assert "2 agents, 0 paused, 1 open leads" in listed.output
     paused = runner.invoke(cli, ["agents", "pause", "bob", "--reason", "sick"])
     assert paused.exit_code == 0 and "bob: paused (sick)" in paused.output

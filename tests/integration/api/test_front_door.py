@@ -3,6 +3,7 @@ and a lead taken in one Redis call is a task Celery's workers run and Flower's e
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import threading
 import uuid
@@ -160,6 +161,12 @@ def test_a_lead_taken_in_one_call_is_a_task_flower_sees_sent_received_and_run(
         lambda: (done := by_kind("task-succeeded")) and set(sent) <= set(done) and done, timeout=20, what="run"
     )
     assert set(sent) <= set(by_kind("task-received")) and set(sent) <= set(succeeded)
+    # What Flower shows as the task's result: the lead, its agent and what happened (no phone number, no name).
+    results = sorted((ast.literal_eval(succeeded[task_id]["result"]) for task_id in sent), key=lambda r: r["lead"])
+    assert results == [{"lead": lead_id, "agent": stack.lead(lead_id)["agent"], "outcome": "posted"}
+                       for lead_id in ids]
+    assert {result["agent"] for result in results} == {"alice", "bob"}
+    assert not any(lead("FL0")["number"] in event["result"] for event in succeeded.values())
     for receiver in receivers:  # stop listening before the next test runs: no thread outlives its test
         receiver.should_stop = True
     thread.join(15)

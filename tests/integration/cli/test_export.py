@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -44,6 +45,7 @@ def test_export_writes_outcomes_as_jsonl_and_csv(redis_url: str, redis_client: r
     assert rows["E3"]["status"] == "accepted" and rows["E3"]["fields"] == {"Product": "Life"}
     assert rows["E1"]["agent"] == "alice" and rows["E1"]["tombstone"] is True
     assert "exported 3 leads" in jsonl.stderr
+    assert re.search(r"since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", jsonl.stderr), jsonl.stderr
 
     as_csv = _run(redis_url, key_prefix, "--since", "2000-01-01")
     assert as_csv.returncode == 0, as_csv.stderr

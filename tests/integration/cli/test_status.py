@@ -7,6 +7,10 @@ import subprocess
 from collections.abc import Callable
 
 from tests.harness import Stack, cli
+from workers.fetch.waits import FetchWaits
+from workers.store.connections import connect
+from workers.store.keys import Keys
+from workers.store.records import LeadStore
 
 
 def _status(stack: Stack, *args: str) -> str:
@@ -34,6 +38,24 @@ def test_status_names_the_redis_the_workers_the_agents_and_the_pause(make_stack:
     assert "available" in lines["alice"] and "paused (training)" in lines["bob"]
     assert "next: alice" in out
     assert "Queue      0 queued" in out and "Dead       0" in out and "Callbacks  0 unmatched" in out
+    assert "Fetching   none" in out
+
+
+def test_status_counts_leads_waiting_for_their_crm_record(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack()
+    keys = Keys(stack.settings["ROUTER_KEY_PREFIX"])
+    client = connect(stack.redis_url)
+    try:
+        waits = FetchWaits(client, keys=keys, store=LeadStore(client, keys=keys))
+        for lead_id in ("F1", "F2", "F3"):
+            waits.accept(lead_id=lead_id, crm_id=f"crm-{lead_id}", source="hubspot")
+            waits.retry_later(lead_id, attempts=1, error="CRM answered 503", delay_seconds=600)
+    finally:
+        client.close()
+    out = _status(stack)
+    fetching = next(line for line in out.splitlines() if line.startswith("Fetching"))
+    assert fetching in {f"Fetching   3 waiting for their CRM record; next read in {minutes} min" for minutes in (9, 10)}
+    assert "Waiting    none" in out and "crm-F1" not in out
 
 
 def test_status_watch_redraws_until_ctrl_c(make_stack: Callable[..., Stack]) -> None:

@@ -11,6 +11,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
 from tests.harness import Stack, wait_until
 
 LIMIT = 10  # requests per window
@@ -72,6 +75,15 @@ def test_a_burst_rides_few_requests_under_the_limit_and_every_lead_completes(
                 assert record["batch_size"] == len(batch) and record["batch"].startswith("batch-"), record
                 attempt = [e for e in record["history"] if e["event"] == "attempt"][-1]
                 assert attempt["batched_with"] == len(batch) - 1
+
+    # /metrics: one Ryng request per campaign (a batch counts once), one time to posted per lead.
+    metrics = {family.name: family for family in text_string_to_metric_families(
+        httpx.get(f"{stack.api_url}/metrics", timeout=10).text)}
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in metrics.values() for s in family.samples}
+    requests = samples[("lead_router_ryng_request_duration_seconds_count", (("outcome", "accepted"),))]
+    assert requests == len(batches) == stats["total_requests"]
+    assert samples[("lead_router_webhook_to_posted_seconds_count", ())] == BURST
 
 
 

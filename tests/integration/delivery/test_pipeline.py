@@ -147,6 +147,7 @@ def test_callbacks_complete_the_lead_once(stack: Stack) -> None:
         ({"id": "B1", "number": "998314242", "fields": {"a": {"nested": 1}}}, 422, "fields"),
         ({"id": "B1", "number": "998314242", "colour": "red"}, 422, "colour"),
         ({"id": "B1", "number": "998314242", "pool": "nowhere"}, 422, "unknown pool"),
+        ({"id": "B1", "number": "998314242", "agent": "zoe"}, 422, "unknown agent 'zoe'; configured agents: alice"),
     ],
 )
 def test_bad_input_gets_a_clear_4xx(stack: Stack, body: dict[str, object], code: int, needle: str) -> None:

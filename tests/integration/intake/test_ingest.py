@@ -42,6 +42,23 @@ def test_csv_import_takes_valid_rows_and_names_bad_ones(make_stack: Callable[...
     assert "0 taken, 2 already known, 1 rejected" in again.stdout
 
 
+def test_csv_import_names_a_row_whose_agent_the_routing_does_not_know(
+    make_stack: Callable[..., Stack], tmp_path: Path, redis_url: str
+) -> None:
+    stack = make_stack()
+    sheet = tmp_path / "leads.csv"
+    sheet.write_text("id,number,agent\nCA1,998314242,bob\nCA2,998314243,zoe\n")
+    done = subprocess.run([*cli("import", str(sheet))], env=stack.env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "1 taken, 0 already known, 1 rejected" in done.stdout
+    assert "line 3: agent: unknown agent 'zoe'" in done.stderr
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    keys = Keys(stack.settings["ROUTER_KEY_PREFIX"])
+    assert client.exists(keys.lead("CA1")) and not client.exists(keys.lead("CA2"))
+    client.close()
+
+
 def test_queue_consumer_takes_json_leads_and_keeps_bad_messages(make_stack: Callable[..., Stack]) -> None:
     stack = make_stack()
     stack.start_sandbox("--no-calls")

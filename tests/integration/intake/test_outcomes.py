@@ -106,6 +106,10 @@ def test_outcomes_reach_the_crm_once_after_it_comes_back(
                         timeout=30, what="the record to say delivered")
     assert "outcome_delivered" in [entry["event"] for entry in record["history"]]
     assert SECRET not in stack.logs()
+    metrics = stack.client.get(f"{stack.api_url}/metrics").text
+    assert 'lead_router_outcome_deliveries_total{result="delivered"} 3.0' in metrics
+    assert 'lead_router_outcome_deliveries_total{result="retrying"} 3.0' in metrics  # the three 503s
+    assert 'lead_router_ryng_request_duration_seconds_count{outcome="rejected"} 1.0' in metrics
 
 
 def test_an_outcome_the_crm_refuses_is_a_dead_outcome_listed_by_the_cli(
@@ -129,3 +133,5 @@ def test_an_outcome_the_crm_refuses_is_a_dead_outcome_listed_by_the_cli(
                               timeout=60)
         assert done.returncode == 0, done.stderr
         assert "web:r1" in done.stdout and "404" in done.stdout
+        metrics = stack.client.get(f"{stack.api_url}/metrics").text
+        assert 'lead_router_outcome_deliveries_total{result="dead"} 1.0' in metrics

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
+
 import redis
 
 from config.routing import RoutingConfig
+from workers.fetch.waits import FetchWaits
 from workers.operator.snapshot import SnapshotReader
 from workers.routing.agents import AgentStore
 from workers.routing.assigner import Assigner, LeadFacts
@@ -87,3 +91,32 @@ def test_the_snapshot_shows_agents_pools_waits_and_dead_letters(client: redis.Re
     assert set(recent) == {"L1", "L2"}
     assert recent["L1"].agent == "ann" and recent["L1"].reason == pick.reason
     assert "+15550001" not in snap.model_dump_json()  # no customer data
+
+
+def test_the_snapshot_counts_leads_waiting_for_their_crm_record(client: redis.Redis, keys: Keys) -> None:
+    assigner = Assigner(client, keys=keys, routing=RoutingConfig.model_validate(ROUTING))
+    assigner.sync()
+    empty = _reader(client, keys, assigner).take()
+    assert (empty.fetching, empty.fetching_next_due_at) == (0, None)
+
+    waits = FetchWaits(client, keys=keys, store=LeadStore(client, keys=keys), lease_seconds=600)
+    for lead_id in ("F1", "F2"):
+        assert waits.accept(lead_id=lead_id, crm_id=f"crm-{lead_id}", source="hubspot").outcome == "created"
+    waits.retry_later("F2", attempts=1, error="CRM answered 503", delay_seconds=3600)
+    snap = _reader(client, keys, assigner).take()
+    assert snap.fetching == 2 and snap.fetching_next_due_at is not None
+    assert _seconds_from_now(snap.fetching_next_due_at) <= 1  # F1: due at once
+    assert snap.waiting_total == 0 and snap.in_flight == 0  # not parked, not pending: no number yet
+
+    assert waits.claim_due() == ["F1"]  # a read under way: F1 is due again when its lease ends
+    due = _reader(client, keys, assigner).take().fetching_next_due_at
+    assert due is not None and 590 <= _seconds_from_now(due) <= 600
+    assert waits.fill("F1", payload={"id": "F1", "number": "+15550002"}, attempts=1, source="hubspot")
+    snap = _reader(client, keys, assigner).take()
+    assert snap.fetching == 1 and snap.fetching_next_due_at is not None
+    assert 3590 <= _seconds_from_now(snap.fetching_next_due_at) <= 3600  # F2, after its backoff
+    assert "crm-F" not in snap.model_dump_json()
+
+
+def _seconds_from_now(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp() - time.time()

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 import redis
 
 from config.routing import RoutingConfig, load_routing
+from workers.delivery.ledger import DeliveryLedger, Settlement
 from workers.routing.agents import AgentStore
 from workers.routing.assigner import Assigner, LeadFacts, Pick, Skip
 from workers.store.keys import Keys
+from workers.store.limiter import RateLimiter
+from workers.store.records import LeadStore
 
 T0 = 1_766_400_000.0  # Monday 2025-12-22 10:40 UTC
 
@@ -188,15 +192,18 @@ def test_a_wait_that_runs_out_with_nowhere_to_overflow_is_unroutable_never_ryng(
     assert "for 60 s" in gave_up.reason and gave_up.skipped == (Skip("a", "paused"),)
 
 
-def test_extend_restarts_the_reservation_timeout(client: redis.Redis, keys: Keys) -> None:
+def test_a_settled_delivery_run_restarts_the_reservation_timeout(client: redis.Redis, keys: Keys) -> None:
     spec = pool("round_robin", ["a"])
     spec["agents"] = [{"name": "a", "capacity": 1}]
     assigner = make(client, keys, spec, reservation_timeout_seconds=10)
-    assigner.pick(lead(1), now=T0)
-    assert assigner.extend(lead_id="L1", now=T0 + 8) is True  # e.g. the lead was parked again
-    assert assigner.expire_reservations(T0 + 11) == 0          # would have expired without the extension
-    assert assigner.expire_reservations(T0 + 19) == 1
-    assert assigner.extend(lead_id="L1", now=T0 + 20) is False  # nothing held any more
+    start = time.time()
+    assigner.pick(lead(1), now=start)
+    LeadStore(client, keys=keys).accept(lead_id="L1", payload={"id": "L1"}, source="api")
+    ledger = DeliveryLedger(client, keys=keys, limiter=RateLimiter(client, keys=keys, limit=5), lease_seconds=30,
+                            lock_seconds=30, reservation_timeout_seconds=30, locked_retry_seconds=2)
+    ledger.settle("L1", token="", settlement=Settlement(park_seconds=5))  # e.g. parked again by a backoff
+    assert assigner.expire_reservations(start + 11) == 0  # would have expired without the settlement
+    assert assigner.expire_reservations(start + 60) == 1
 
 
 def test_cancel_frees_capacity_without_wrap_up_or_sticky_ownership(client: redis.Redis, keys: Keys) -> None:

@@ -138,6 +138,11 @@ def lead(lead_id: str, **facts: str) -> LeadFacts:
     return LeadFacts(lead_id=lead_id, number="+91 98000 00001", fields={}, **facts)
 
 
+def make_ledger(cluster: RedisCluster, keys: Keys) -> DeliveryLedger:
+    return DeliveryLedger(cluster, keys=keys, limiter=RateLimiter(cluster, keys=keys, limit=5),
+                          lease_seconds=30, lock_seconds=30, reservation_timeout_seconds=60, locked_retry_seconds=2)
+
+
 def test_every_key_of_a_router_is_in_one_slot(cluster: RedisCluster, keys: Keys) -> None:
     slots = {cluster.keyslot(key) for key in (keys.lead("a"), keys.lead("b:c"), keys.pending, keys.rate,
                                               keys.agent("alice"), keys.reservation("x"), keys.schema)}
@@ -163,7 +168,6 @@ def test_the_assigner_rotates_reserves_and_releases(cluster: RedisCluster, keys:
     assert cancel_reservation(cluster, keys=keys, lead_id="L7")
     agents.pause("carol", reason="break")
     assert assigner.release(lead_id="L2") and assigner.pick(lead("L8")).agent == "bob"  # carol paused
-    assert assigner.extend(lead_id="L8")
     assert assigner.expire_reservations(now=time.time() + 10 * 3600) == 5  # L0 L3 L4 L5 L8
     assert agents.stats().reservations == 0 and sum(state.open for state in agents.agents()) == 0
     assert assigner.pick(lead("L9", agent="zoe")).agent == "zoe"  # an explicit agent
@@ -207,14 +211,14 @@ def test_the_lead_store_accepts_moves_buries_and_parks(cluster: RedisCluster, ke
     store.unlock("A1", token="t1")
     assert not store.is_locked("A1")
 
-    # Parking: due claims, expired leases (locked leads are left alone), finishing.
+    # Parking: due claims, expired leases (locked leads are left alone), a run settling the lead as final.
     due = parking.park("A1", delay_seconds=0)
     assert due > 0 and parking.claim_due() == ["A1"]
     store.accept(lead_id="A2", payload={"id": "A2"}, source="api")
     assert store.lock("A2", token="t")
     time.sleep(0.1)
     assert parking.claim_expired() == ["A1"]
-    parking.finish("A1")
+    make_ledger(cluster, keys).settle("A1", token="", settlement=Settlement(status=Status.POSTED, finish=True))
     assert parking.counts() == {"pending": 1, "parked": 0, "dead": 0}
 
     # Burial and the dead letters' replay and purge.
@@ -243,18 +247,25 @@ def test_callbacks_pause_counters_and_the_migration(cluster: RedisCluster, keys:
     recorder.unmatched(b"{}", kind="connect")
     assert cluster.llen(keys.callbacks_unmatched) == 1
 
+    # A run parks B2 held by the pause; B3 was held, then parked again by a backoff: a resume wakes B2 only.
     pause = DeliveryPause(cluster, keys=keys, probe_seconds=60)
     pause.pause(reason="403")
-    Parking(cluster, keys=keys, lease_seconds=30).park("B2", delay_seconds=600)
-    pause.hold("B2")
+    runs = make_ledger(cluster, keys)
+    for lead_id, held in (("B2", "hold"), ("B3", "hold"), ("B3", "unhold")):
+        store.accept(lead_id=lead_id, payload={"id": lead_id}, source="api")
+        runs.settle(lead_id, token="", settlement=Settlement(park_seconds=600, held=held))
+    assert cluster.smembers(keys.paused_held) == {"B2"}
     assert not pause.take_probe()
     assert pause.resume() and pause.state() is None
-    due = cluster.zscore(keys.parked, "B2")
-    assert due is not None and due <= now_ms()
+    woken, waiting = cluster.zscore(keys.parked, "B2"), cluster.zscore(keys.parked, "B3")
+    assert woken is not None and woken <= now_ms() and waiting is not None and waiting > now_ms() + 500_000
 
     counters = Counters(cluster, keys=keys)
     counters.incr("leads_accepted", 2)
-    assert counters.snapshot() == {"leads_accepted": 2}
+    assert counters.snapshot() == {  # the callbacks counted themselves in their own calls, on the cluster too
+        "leads_accepted": 2, "callback:terminal:applied": 1, "callback:terminal:duplicate": 1,
+        "callback:connect:unmatched": 1,
+    }
 
     assert migrate(cluster, keys=keys) == 0  # nothing of the untagged layout on a cluster: only marked
     assert cluster.get(keys.schema) == str(SCHEMA_VERSION)
@@ -264,8 +275,10 @@ def test_callbacks_pause_counters_and_the_migration(cluster: RedisCluster, keys:
 def test_a_delivery_claims_begins_and_settles(cluster: RedisCluster, keys: Keys) -> None:
     store = LeadStore(cluster, keys=keys)
     store.accept(lead_id="D1", payload={"id": "D1", "number": "998314242"}, source="api")
-    ledger = DeliveryLedger(cluster, keys=keys, limiter=RateLimiter(cluster, keys=keys, limit=5), lease_seconds=30,
-                            lock_seconds=30, reservation_timeout_seconds=60, locked_retry_seconds=2)
+    assigner = Assigner(cluster, keys=keys, routing=routing())
+    assigner.sync()
+    assert assigner.pick(lead("D1")).agent == "alice"  # a reservation held for an hour
+    ledger = make_ledger(cluster, keys)
     claim = ledger.claim("D1", token="t")
     assert claim.verdict == "claimed" and claim.record is not None and claim.record.status == "accepted"
     begun = ledger.begin("D1", pick_fields={"status": "assigned", "agent": "a"}, pick_event=history_entry("pick"),
@@ -275,3 +288,5 @@ def test_a_delivery_claims_begins_and_settles(cluster: RedisCluster, keys: Keys)
     record = store.get("D1")
     assert record is not None and record.status == "posted" and record.agent == "a" and not record.in_task
     assert cluster.zscore(keys.pending, "D1") is None and not cluster.exists(keys.lead_lock("D1"))
+    deadline = cluster.zscore(keys.reservations, "D1")  # the settlement restarted the reservation's timeout
+    assert deadline is not None and deadline <= now_ms() + 60_000

@@ -4,6 +4,7 @@ leads; replay and purge through the admin API and the CLI, on real processes and
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -97,6 +98,8 @@ def test_poison_lead_is_buried_after_max_deliveries_then_replayed_and_purged(sta
 
     listing = admin(stack, "GET", "/dead").json()
     assert listing["total"] == 2 and {item["id"] for item in listing["items"]} == {"POISON1", "POISON2"}
+    for item in listing["items"]:  # when it died, as people read times: ISO-8601 with its offset, no epoch number
+        assert "dead_ms" not in item and re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-]\d\d:\d\d)", item["dead_at"])
     assert stack.client.get(f"{stack.api_url}/v1/admin/dead").status_code == 401
     assert admin(stack, "GET", "/dead/G1").status_code == 404
 

@@ -25,7 +25,7 @@ import pytest
 import redis
 
 from tests.conftest import FAST_SETTINGS
-from tests.harness import Proc, Stack, free_port, wait_until
+from tests.harness import Proc, Stack, free_port, online_replicas, redis_answers, redis_server, wait_until
 
 pytestmark = pytest.mark.fault
 
@@ -63,39 +63,16 @@ class SentinelSet:
             proc.kill()
 
 
-def _server(tmp: Path, name: str, port: int, *extra: str) -> Proc:
-    data = tmp / name
-    data.mkdir()
-    assert REDIS_SERVER is not None
-    args = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(data), *extra]
-    return Proc(name, args, {}, tmp / f"{name}.log").start()
-
-
-def _online_replicas(port: int) -> int:
-    """Replicas done with their initial sync (a replica still loading the snapshot acknowledges nothing)."""
-    info = redis.Redis(port=port, decode_responses=True).info("replication")
-    return sum(1 for name, value in info.items() if name.startswith("slave") and isinstance(value, dict)
-               and value.get("state") == "online")
-
-
-def _answers(port: int) -> bool:
-    try:
-        return bool(redis.Redis(port=port, socket_timeout=0.5).ping())
-    except redis.RedisError:
-        return False
-
-
 @pytest.fixture
 def sentinel_set(tmp_path: Path) -> Iterator[SentinelSet]:
     if REDIS_SERVER is None:
         pytest.skip("no redis-server binary on this machine: the Sentinel failover test needs real servers")
     primary_port, replica_ports = free_port(), [free_port(), free_port()]
-    primary = _server(tmp_path, "primary", primary_port)
-    wait_until(lambda: _answers(primary_port), timeout=10, what="primary")
-    replicas = [_server(tmp_path, f"replica-{n}", port, "--replicaof", "127.0.0.1", str(primary_port))
+    primary = redis_server(tmp_path, "primary", primary_port)
+    wait_until(lambda: redis_answers(f"redis://127.0.0.1:{primary_port}"), timeout=10, what="primary")
+    replicas = [redis_server(tmp_path, f"replica-{n}", port, "--replicaof", "127.0.0.1", str(primary_port))
                 for n, port in enumerate(replica_ports)]
-    wait_until(lambda: _online_replicas(primary_port) == 2, timeout=15, what="replicas in sync")
+    wait_until(lambda: online_replicas(primary_port) == 2, timeout=15, what="replicas in sync")
     sentinels, ports = [], []
     for index in range(3):
         port = free_port()

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.harness import Stack
+from workers.fetch.waits import FetchWaits
 from workers.store.connections import connect
 from workers.store.keys import Keys
 from workers.store.pause import DeliveryPause
+from workers.store.records import LeadStore
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -65,6 +67,12 @@ def _state(page: Page, agent: str) -> str:
     return str(page.get_attribute(f"tr[data-agent={agent}]", "data-state"))
 
 
+def _sign_in(page: Page, stack: Stack) -> None:
+    page.goto(f"{stack.api_url}/")
+    page.fill("#token", ADMIN_TOKEN)
+    page.click("button[type=submit]")
+
+
 def test_the_page_follows_routing_live_and_pauses_an_agent(make_stack: Callable[..., Stack], tmp_path: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     routing_file = tmp_path / "routing.toml"
@@ -78,9 +86,7 @@ def test_the_page_follows_routing_live_and_pauses_an_agent(make_stack: Callable[
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 980})
-            page.goto(f"{stack.api_url}/")
-            page.fill("#token", ADMIN_TOKEN)
-            page.click("button[type=submit]")
+            _sign_in(page, stack)
             page.wait_for_selector("tr[data-agent=alice]")
             page.evaluate("window.__loadedOnce = true")  # gone if the page reloads
 
@@ -125,5 +131,33 @@ def test_the_page_follows_routing_live_and_pauses_an_agent(make_stack: Callable[
             page.wait_for_selector("tr[data-agent=bob][data-state=available]", timeout=15_000)
             pause.resume()
             page.wait_for_selector("#paused-banner[hidden]", state="attached", timeout=15_000)
+        finally:
+            browser.close()
+
+
+def test_the_page_counts_leads_waiting_for_their_crm_record(make_stack: Callable[..., Stack]) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    stack = make_stack(ROUTER_ADMIN_TOKEN=ADMIN_TOKEN)
+    stack.start_api()  # no worker: nothing reads the records meanwhile
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            _sign_in(page, stack)
+            page.wait_for_selector("#fetching[data-count='0']")
+            assert page.text_content("#fetching") == "No lead is waiting for its CRM record."
+
+            client = connect(stack.redis_url)
+            keys = Keys(stack.settings["ROUTER_KEY_PREFIX"])
+            waits = FetchWaits(client, keys=keys, store=LeadStore(client, keys=keys))
+            for lead_id in ("UI-F1", "UI-F2"):
+                waits.accept(lead_id=lead_id, crm_id=f"crm-{lead_id}", source="hubspot")
+            waits.retry_later("UI-F1", attempts=1, error="CRM answered 503", delay_seconds=3600)
+            page.wait_for_selector("#fetching[data-count='2']", timeout=15_000)
+            assert page.text_content("#fetching") == "2 waiting for their CRM record · next read now"
+            waits.retry_later("UI-F2", attempts=1, error="CRM answered 503", delay_seconds=3600)
+            page.wait_for_function(
+                "document.getElementById('fetching').textContent.endsWith('next read in 60 min')", timeout=15_000)
+            client.close()
         finally:
             browser.close()

@@ -28,6 +28,7 @@ REQUESTS: list[dict[str, Any]] = [
     {"content": b'{"id": "A1", "number": ', "headers": JSON},
     {"content": b'{"id": "A1"}', "headers": JSON},
     {"content": b'{"id": "A1", "number": "998314242", "pool": "nowhere"}', "headers": JSON},
+    {"content": b'{"id": "A1", "number": "998314242", "agent": "zoe"}', "headers": JSON},
     {"content": b'{"id": "A1", "number": "998314242"}', "headers": JSON},
     {"content": b'{"id": "A1", "number": "998314242"}', "headers": {"content-type": "application/vnd.x+json"}},
     {"content": b'{"id": "A1", "number": "998314243"}', "headers": JSON},
@@ -77,8 +78,9 @@ def test_the_endpoint_and_the_route_give_the_same_answers(redis_url: str, one_ca
         route_services.close()
     assert fast == route
     statuses = [status for status, _ in fast]
-    assert statuses == [415, 422, 422, 422, 422, 202, 200, 409], fast
-    assert fast[5][1] == {"id": "A1", "status": "queued", "duplicate": False}
+    assert statuses == [415, 422, 422, 422, 422, 422, 202, 200, 409], fast
+    assert "unknown agent 'zoe'" in fast[5][1]["detail"]
+    assert fast[6][1] == {"id": "A1", "status": "queued", "duplicate": False}
     assert fast_queued == route_queued == ([] if one_call else ["A1"])
     with redis.Redis.from_url(redis_url) as client:
         assert client.llen("leads") == (2 if one_call else 0)  # one task each, put on the queue by the door

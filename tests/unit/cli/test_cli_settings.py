@@ -16,7 +16,7 @@ from router.cli.settings import redis_source, settings_or_exit
 @pytest.fixture(autouse=True)
 def _clean(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     monkeypatch.chdir(tmp_path)  # no .env here
-    for name in ("REDIS_URL", "ROUTER_ROUTING_FILE", "ROUTER_RUN_DIR"):
+    for name in ("REDIS_URL", "ROUTER_ROUTING_FILE", "ROUTER_RUN_DIR", "ROUTER_AGENTS"):
         monkeypatch.setenv(name, "x")  # so that the end of the test restores their absence
         monkeypatch.delenv(name)
     monkeypatch.setattr(cli_settings, "_from_run", {})
@@ -36,6 +36,18 @@ def test_a_running_make_run_supplies_redis_and_the_routing_file(
     assert redis_source(settings) == ("redis://:***@127.0.0.1:6390/0", "from make run, var/run.env")
     settings_or_exit()  # named once per command
     assert capsys.readouterr().err == "redis: redis://:***@127.0.0.1:6390/0 (from make run, var/run.env)\n"
+
+
+def test_a_running_make_run_supplies_its_agents_unless_the_shell_names_its_own(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    write_run_env(tmp_path / "var", {"REDIS_URL": "redis://127.0.0.1:6390/0", "ROUTER_AGENTS": "alice,bob"})
+    assert settings_or_exit(announce=False).agents == ["alice", "bob"]
+    cli_settings._from_run.clear()
+    monkeypatch.delenv("REDIS_URL")
+    monkeypatch.setenv("ROUTER_AGENTS", "zed")
+    get_settings.cache_clear()
+    assert settings_or_exit(announce=False).agents == ["zed"]
 
 
 def test_redis_url_in_the_environment_wins_over_a_run(

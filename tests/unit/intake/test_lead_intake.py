@@ -1,12 +1,15 @@
-"""Taking a lead in: record, enqueue, duplicates, conflicts, unknown pools and the webhook-id hint."""
+"""Taking a lead in: record, enqueue, duplicates, conflicts, unknown pools and agents, the webhook-id hint."""
 
 from __future__ import annotations
 
 import pytest
 import redis
 
+from config.sources_models import SourceConfig
 from router.api.schemas import LeadIn
-from router.intake.lead_intake import EnqueueFailed, IntakeConflict, UnknownPool, take_lead
+from router.intake.lead_intake import EnqueueFailed, IntakeConflict, UnknownAgent, UnknownPool, take_lead
+from router.intake.sources.intake import Source, take_payload
+from router.intake.sources.mapping import SourceMapping
 from workers.store.keys import Keys
 from workers.store.records import LeadStore
 
@@ -47,6 +50,27 @@ def test_unknown_pool_is_refused_before_anything_is_written(store: LeadStore) ->
     with pytest.raises(UnknownPool, match="unknown pool 'vip'"):
         take_lead(lead(pool="vip"), store=store, enqueue=lambda _: None, source="api", pools={"default"})
     assert store.get("L1") is None
+
+
+def test_an_explicit_agent_the_routing_does_not_know_is_refused_before_anything_is_written(store: LeadStore) -> None:
+    queued: list[str] = []
+    with pytest.raises(UnknownAgent, match="agent: unknown agent 'zoe'; configured agents: alice, bob"):
+        take_lead(lead(agent="zoe"), store=store, enqueue=queued.append, source="api", agents={"alice", "bob"})
+    assert store.get("L1") is None and queued == []
+    known = take_lead(lead(agent="bob"), store=store, enqueue=queued.append, source="api", agents={"alice", "bob"})
+    assert (known.status, queued) == ("queued", ["L1"])
+    # A routing that names no agents cannot tell: the lead goes on to Ryng, which knows its agents.
+    anyone = take_lead(lead("L2", agent="zoe"), store=store, enqueue=queued.append, source="api", agents=frozenset())
+    assert anyone.status == "queued"
+
+
+def test_a_crm_payload_mapped_to_an_unknown_agent_is_refused_whole(store: LeadStore) -> None:
+    config = SourceConfig.model_validate({"name": "crm", "auth": "none", "agent": {"field": "owner"}})
+    source = Source(config=config, mapping=SourceMapping(config))
+    payload = [{"id": "1", "phone": "998314242", "owner": "alice"}, {"id": "2", "phone": "998314243", "owner": "zoe"}]
+    with pytest.raises(UnknownAgent, match="unknown agent 'zoe'"):
+        take_payload(source, payload, store=store, enqueue=lambda _: None, agents={"alice"})
+    assert store.get("crm:1") is None and store.get("crm:2") is None
 
 
 def test_webhook_id_is_an_idempotency_hint(store: LeadStore) -> None:

@@ -129,12 +129,6 @@ def test_renew_never_creates_a_lease(parking: Parking, redis_client: redis.Redis
     assert redis_client.zscore(keys.pending, "ghost") is None
 
 
-def test_finish_removes_from_both_sets(parking: Parking) -> None:
-    parking.park("L1", delay_seconds=10)
-    parking.finish("L1")
-    assert parking.counts() == {"pending": 0, "parked": 0, "dead": 0}
-
-
 def test_buried_leads_leave_the_delivery_sets_and_list_oldest_first(
     parking: Parking, redis_client: redis.Redis, keys: Keys
 ) -> None:

@@ -118,3 +118,18 @@ def test_leads_recorded_before_retention_are_indexed_once(
     assert retention.index_existing() == 1
     assert redis_client.zscore(keys.created, "old") is not None
     assert retention.index_existing() == 0  # done once per Redis
+
+
+def test_indexing_reads_only_this_routers_lead_records(redis_client: redis.Redis, key_prefix: str) -> None:
+    # A prefix that would be a glob pattern if not matched literally: `<p>*` must not match `<p>-other`.
+    mine, other = Keys(f"{key_prefix}*"), Keys(f"{key_prefix}-other")
+    for keys, lead_id in ((mine, "a:1"), (other, "b")):
+        LeadStore(redis_client, keys=keys).accept(lead_id=lead_id, payload=_lead(lead_id), source="api")
+        redis_client.delete(keys.created)
+    try:
+        assert _retention(redis_client, mine, Clock()).index_existing() == 1
+        assert redis_client.zrange(mine.created, 0, -1) == ["a:1"]  # the id whole, ':' and all
+        assert list(redis_client.scan_iter(mine.match("lead:*"))) == [mine.lead("a:1")]
+    finally:
+        for keys in (mine, other):
+            redis_client.delete(*redis_client.scan_iter(keys.match()))
