@@ -86,3 +86,16 @@ def configure_logging(*, level: str = "INFO", fmt: str = "auto") -> None:
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+#: Celery's per-task lines ("Task ... received", "Task ... succeeded in ...s"): the router's own line per delivery
+#: step says the same with the lead, its outcome and Ryng's answer.
+CELERY_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+
+
+def quiet_task_lines(level: str) -> None:
+    """A worker logs one line per task, its own: Celery's received/succeeded lines only at DEBUG (failures and
+    retries are warnings and errors, so they still show)."""
+    if logging.getLevelName(level) > logging.DEBUG:
+        for name in CELERY_TASK_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)

@@ -29,7 +29,9 @@ accept_content = ["json"]
 task_acks_late = True
 task_reject_on_worker_lost = True
 task_acks_on_failure_or_timeout = True
-worker_prefetch_multiplier = 1
+# Each process keeps a few messages at hand (acknowledged late, so a crash returns them to the queue, and the leads'
+# leases bring them back in any case): a finished task does not wait for the ack and the next fetch round trip.
+worker_prefetch_multiplier = 4
 worker_send_task_events = True
 task_send_sent_event = True
 worker_hijack_root_logger = False

@@ -7,7 +7,7 @@ from typing import Annotated
 import redis
 import typer
 
-from config.logging import configure_logging
+from config.logging import configure_logging, quiet_task_lines
 from config.routing import RoutingConfigError, load_routing
 from config.settings import Settings, get_settings
 from router.cli.ports import refuse_busy_port
@@ -80,6 +80,7 @@ def worker(
     _startup(settings, webhooks=False)
     from workers.celery_app import app as celery_app
 
+    quiet_task_lines(settings.log_level)
     argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={settings.log_level}",
             f"--queues={settings.celery_queue}", "--without-gossip", "--without-mingle"]
     if hostname:

@@ -7,6 +7,8 @@ in turns in the same run; the sandbox stands in for Ryng with its limit (and the
 - **Latency**: leads posted to the API at a steady rate, each timed from the POST to the sandbox receiving its
   campaign (p50, p99).
 - **Memory**: resident memory (RSS) of each worker, main process and pool children, after its drain.
+- **CPU per lead**: user + system CPU time of each worker (main process and pool children, from /proc) over its
+  drain, divided by the leads it handled meanwhile — on a shared machine, steadier than a rate.
 
 Run: `make bench`, or `.venv/bin/python -m pytest tests/bench/bench_delivery.py -m bench -s -o
 python_files='bench_*.py'`. Printed, and written to the `delivery` section of BENCHMARKS.md. This is a
@@ -15,6 +17,7 @@ benchmark, not a test: it asserts no timing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import sys
@@ -51,6 +54,8 @@ class Figures:
     rss_mib: float
     peer_rss_mib: float
     load_average: float
+    cpu_us_per_lead: float
+    peer_cpu_us_per_lead: float
 
     @property
     def drain_ratio(self) -> float:
@@ -60,21 +65,44 @@ class Figures:
     def rss_ratio(self) -> float:
         return self.rss_mib / self.peer_rss_mib
 
+    @property
+    def cpu_ratio(self) -> float:
+        """The peer's CPU per lead over the router's: like the drain ratio, higher is better."""
+        return self.peer_cpu_us_per_lead / self.cpu_us_per_lead
+
+
+def _tree(pid: int) -> list[int]:
+    """A process and its descendants (a worker and its pool)."""
+    found, pids = [], [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        found.append(current)
+        pids += [int(child) for child in children]
+    return found
+
 
 def rss_mib(pid: int) -> float:
     """Resident memory of a process and its children (the worker's pool), in MiB."""
     total_kib = 0
-    pids = [pid]
-    while pids:
-        current = pids.pop()
-        try:
+    for current in _tree(pid):
+        with contextlib.suppress(OSError):
             status = Path(f"/proc/{current}/status").read_text()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except OSError:
-            continue
-        total_kib += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-        pids += [int(child) for child in children]
+            total_kib += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
     return total_kib / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process and its children (the worker's pool) have used, in seconds."""
+    total_ticks = 0
+    for current in _tree(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+            total_ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total_ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _epoch(iso_text: str) -> float:
@@ -91,8 +119,15 @@ def _publish(broker_url: str, queue: str, task: str, ids: list[str]) -> None:
             sender.send_task(task, args=[lead_id], queue=queue)
 
 
-def router_drain(stack: Stack, services: Services, queue: str) -> tuple[float, float]:
-    """(leads/s, worker RSS MiB) for a backlog drained by a worker started after it was queued."""
+@dataclass(frozen=True)
+class Drain:
+    per_second: float
+    rss_mib: float
+    cpu_us_per_lead: float
+
+
+def router_drain(stack: Stack, services: Services, queue: str) -> Drain:
+    """Rate, worker RSS and CPU per lead for a backlog drained by a worker started after it was queued."""
     ids = [f"D{i:05d}" for i in range(BACKLOG)]
     for lead_id in ids:
         services.store.accept(lead_id=lead_id, payload={"id": lead_id, "number": f"9{lead_id[1:]:0>9}"},
@@ -101,18 +136,23 @@ def router_drain(stack: Stack, services: Services, queue: str) -> tuple[float, f
     worker = stack.start_worker(concurrency=CONCURRENCY)
     client = services.redis
 
-    def posted_at() -> list[float] | None:
+    def posted() -> list[str | None]:
         pipe = client.pipeline(transaction=False)
         for lead_id in ids:
             pipe.hget(services.keys.lead(lead_id), "posted_at")
-        stamps = pipe.execute()
-        return [_epoch(s) for s in stamps] if all(stamps) else None
+        return pipe.execute()
 
-    stamps = wait_until(posted_at, timeout=600, interval=0.5, what="the backlog drained")
-    return _rate(stamps), rss_mib(worker.pid)
+    def posted_at() -> list[float] | None:
+        stamps = posted()
+        return [_epoch(s) for s in stamps if s] if all(stamps) else None
+
+    cpu_before, done_before = cpu_seconds(worker.pid), sum(1 for s in posted() if s)
+    stamps = wait_until(posted_at, timeout=600, interval=0.2, what="the backlog drained")
+    cpu = cpu_seconds(worker.pid) - cpu_before
+    return Drain(_rate(stamps), rss_mib(worker.pid), cpu * 1e6 / max(1, BACKLOG - done_before))
 
 
-def peer_drain(stack: Stack, queue: str) -> tuple[float, float]:
+def peer_drain(stack: Stack, queue: str) -> Drain:
     ids = [f"P{i:05d}" for i in range(BACKLOG)]
     done_key = f"bench-peer-{uuid.uuid4().hex[:8]}"
     _publish(stack.redis_url, queue, "peer.write", ids)
@@ -123,9 +163,13 @@ def peer_drain(stack: Stack, queue: str) -> tuple[float, float]:
     peer: Proc = stack.spawn("peer-worker", args, env=env)
     client = redis.Redis.from_url(stack.redis_url)
     try:
-        wait_until(lambda: client.hlen(done_key) >= BACKLOG, timeout=600, interval=0.5, what="the peer drained")
+        wait_until(lambda: client.hlen(done_key) > 0 or not peer.alive(), timeout=60, interval=0.02,
+                   what="the peer started")
+        cpu_before, done_before = cpu_seconds(peer.pid), client.hlen(done_key)
+        wait_until(lambda: client.hlen(done_key) >= BACKLOG, timeout=600, interval=0.2, what="the peer drained")
+        cpu = cpu_seconds(peer.pid) - cpu_before
         stamps = [float(v) for v in client.hvals(done_key)]
-        return _rate(stamps), rss_mib(peer.pid)
+        return Drain(_rate(stamps), rss_mib(peer.pid), cpu * 1e6 / max(1, BACKLOG - done_before))
     finally:
         client.delete(done_key)
         client.close()
@@ -170,15 +214,16 @@ def bench(*, redis_url: str, tmp: Path) -> Figures:
                             router_agents="alice,bob")
         services = Services.from_settings(settings)
         services.assigner.sync()
-        drained, rss = router_drain(stack, services, router_queue)
-        peer_drained, peer_rss = peer_drain(stack, peer_queue)
+        drained = router_drain(stack, services, router_queue)
+        peer_drained = peer_drain(stack, peer_queue)
         stack.start_api()
         p50, p99 = latency(stack)
         services.close()
     finally:
         stack.stop()
         cleanup(redis_url, prefix)
-    return Figures(drained, peer_drained, p50, p99, rss, peer_rss, load)
+    return Figures(drained.per_second, peer_drained.per_second, p50, p99, drained.rss_mib, peer_drained.rss_mib, load,
+                   drained.cpu_us_per_lead, peer_drained.cpu_us_per_lead)
 
 
 def cleanup(redis_url: str, prefix: str) -> None:
@@ -202,8 +247,12 @@ def markdown(figures: Figures) -> str:
         "| --- | ---: | ---: | ---: |",
         f"| drain of a {BACKLOG:,}-lead backlog, leads/s | {figures.drain_per_second:.0f} | "
         f"{figures.peer_drain_per_second:.0f} | {figures.drain_ratio:.2f}x |",
+        f"| worker CPU per lead (main + {CONCURRENCY} children, user + system), µs | {figures.cpu_us_per_lead:.0f} | "
+        f"{figures.peer_cpu_us_per_lead:.0f} | {figures.cpu_ratio:.2f}x |",
         f"| worker RSS (main + {CONCURRENCY} children), MiB | {figures.rss_mib:.0f} | {figures.peer_rss_mib:.0f} | "
         f"{figures.rss_ratio:.2f}x |",
+        "",
+        "CPU ratio: the peer's CPU per lead over the router's (as for the drain, higher is better).",
         "",
         f"Webhook → Ryng at a steady {RATE_PER_SECOND} leads/s ({RATE_PER_SECOND * LATENCY_SECONDS} leads, from "
         f"the POST to the sandbox receiving the campaign): **p50 {figures.latency_p50_ms:.0f} ms, "

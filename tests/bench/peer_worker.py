@@ -1,5 +1,5 @@
 """The delivery benchmark's peer: a Celery app with the router's own Celery configuration (broker, acks late,
-prefetch 1, events) and one task that does one Redis write. Started as
+prefetch, events) and one task that does one Redis write. Started as
 `celery -A tests.bench.peer_worker worker --concurrency 2 --queues <CELERY_QUEUE>`."""
 
 from __future__ import annotations

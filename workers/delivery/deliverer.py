@@ -200,9 +200,10 @@ class Deliverer:
                 return Step(carried)
         result = self._ryng.create_campaign(request)
         run.observed = observe_send(result.outcome, result.elapsed_ms, created_ms=record.created_ms, now_ms=now_ms())
-        log.info(
-            "ryng_attempt", lead_id=lead_id, attempt=begun.attempt, outcome=str(result.outcome),
-            status_code=result.status_code, elapsed_ms=result.elapsed_ms,
+        # Ryng's answer rides on the step's one log line (the task's, which clears the context after it).
+        structlog.contextvars.bind_contextvars(
+            attempt=begun.attempt, ryng_outcome=str(result.outcome), status_code=result.status_code,
+            elapsed_ms=result.elapsed_ms,
         )
         return self._decide(run, begun.attempt, result, probing=probing)
 

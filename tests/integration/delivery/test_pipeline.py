@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -45,6 +46,23 @@ def test_case_study_two_single_leads_go_to_two_agents(stack: Stack) -> None:
     assert record["agent"] == "alice" and record["strategy"] == "round_robin" and record["pool"] == "default"
     assert record["attempts"] == 1
     assert [e["event"] for e in record["history"]][:3] == ["accepted", "pick", "attempt"]
+
+
+def test_a_delivered_lead_is_one_worker_log_line_with_ryngs_answer(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack()
+    stack.start_sandbox("--no-calls")
+    stack.start_api()
+    worker = stack.start_worker(concurrency=1)
+    assert stack.post_lead(lead("ONE1", "998314242")).status_code == 202
+    stack.wait_status("ONE1", "posted")
+    wait_until(lambda: "ONE1" in worker.log(), what="the worker's line for ONE1")
+    time.sleep(0.5)  # a second line would be written within the same task
+    lines = [json.loads(line) for line in worker.log().splitlines() if "ONE1" in line]
+    assert len(lines) == 1, lines  # no Celery received/succeeded lines, no separate line for the attempt
+    [line] = lines
+    assert line["event"] == "lead_delivery_step" and line["outcome"] == "posted"
+    assert line["attempt"] == 1 and line["ryng_outcome"] == "accepted" and line["status_code"] == 200
+    assert isinstance(line["elapsed_ms"], int)
 
 
 def test_hundred_leads_from_eight_clients_are_spread_evenly(make_stack: Callable[..., Stack]) -> None:

@@ -69,6 +69,6 @@ def test_two_apis_and_three_workers_keep_every_guarantee(make_stack: Callable[..
     busiest = max(sum(1 for t in times if 0 <= (t - start).total_seconds() < 60) for start in times)
     assert busiest <= LIMIT, f"{busiest} requests within one minute (limit {LIMIT})"
     delivered_by = Counter(
-        proc.name for proc in workers for line in proc.log().splitlines() if '"ryng_attempt"' in line
+        proc.name for proc in workers for line in proc.log().splitlines() if '"ryng_outcome": "accepted"' in line
     )
     assert len(delivered_by) >= 2, delivered_by  # the work was shared, not done by one host

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import structlog
 
-from config.logging import configure_logging
+from config.logging import CELERY_TASK_LOGGERS, configure_logging, quiet_task_lines
 
 
 @pytest.fixture
@@ -58,3 +58,18 @@ def test_our_loggers_are_named_by_module() -> None:
     from workers.delivery import deliverer
 
     assert deliverer.log._logger_factory_args == ("workers.delivery.deliverer",)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("level", "quiet"), [("INFO", True), ("WARNING", True), ("DEBUG", False)])
+def test_celerys_per_task_lines_show_only_at_debug(level: str, quiet: bool) -> None:
+    loggers = [logging.getLogger(name) for name in CELERY_TASK_LOGGERS]
+    saved = [logger.level for logger in loggers]
+    try:
+        for logger in loggers:
+            logger.setLevel(logging.NOTSET)
+        quiet_task_lines(level)
+        assert all(logger.level == (logging.WARNING if quiet else logging.NOTSET) for logger in loggers)
+        assert all(logger.isEnabledFor(logging.ERROR) for logger in loggers)  # a failed task is still logged
+    finally:
+        for logger, was in zip(loggers, saved, strict=True):
+            logger.setLevel(was)
