@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -175,6 +176,16 @@ def _join(base: httpx.URL, path: str) -> httpx.URL:
     return base.copy_with(raw_path=raw if raw.endswith(b"/") else raw + b"/").join(path)
 
 
+def proxied_transport(url: httpx.URL) -> httpx.HTTPTransport:
+    """A connection pool to `url`'s host, through the proxy the environment names for it (HTTPS_PROXY,
+    HTTP_PROXY, ALL_PROXY, with NO_PROXY honoured), as an `httpx.Client` would use."""
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(url.scheme) or proxies.get("all")
+    if proxy and not urllib.request.proxy_bypass(url.host):
+        return httpx.HTTPTransport(proxy=proxy)
+    return httpx.HTTPTransport()
+
+
 class RyngClient:
     """One httpx connection pool to Ryng; make one per worker process and close it at shutdown."""
 
@@ -209,7 +220,7 @@ class RyngClient:
         self._extensions = {"timeout": self._timeout.as_dict()}
         # Straight to the connection pool: no redirects to follow, no auth flow, no cookies to keep, so the client
         # layer of httpx (a third of a request's CPU) has nothing to do.
-        self._transport = transport or httpx.HTTPTransport()
+        self._transport = transport or proxied_transport(url)
         self._closed = False
 
     def __repr__(self) -> str:

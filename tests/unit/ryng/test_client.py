@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import email
 import email.policy
+import http.server
 import io
 import json
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -476,3 +478,47 @@ def test_a_body_trickled_past_the_timeout_is_an_ambiguous_send() -> None:
         result = client.create_campaign(request)
     assert result.outcome == Outcome.AMBIGUOUS and result.status_code == 200
     assert result.elapsed_ms < 800  # cut at the deadline (read + connect), not after the whole trickle
+
+
+class _Proxy(http.server.BaseHTTPRequestHandler):
+    """A forward proxy that answers for Ryng itself, and remembers the request lines it was sent."""
+
+    seen: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        _Proxy.seen.append(self.path)
+        body = json.dumps({"error": False, "message": "Processing Campaign...", "data": {}}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("bypassed", [False, True], ids=["through-the-proxy", "no_proxy"])
+def test_the_environments_proxy_is_used_unless_no_proxy_names_the_host(
+    monkeypatch: pytest.MonkeyPatch, bypassed: bool
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Proxy.seen.clear()
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv("NO_PROXY", "ryng.invalid" if bypassed else "elsewhere.example")
+    try:
+        with RyngClient(base_url="http://ryng.invalid/rest-api/v1", token="t0k3n", timeout=3.0) as client:
+            result = client.create_campaign(CampaignRequest(
+                lead_id="L1", name="L1", number="998314242", agent="alice", agent_id=None, fields={}))
+    finally:
+        server.shutdown()
+        server.server_close()
+    if bypassed:  # straight to a host that does not exist: not sent, retried later
+        assert _Proxy.seen == [] and result.outcome is Outcome.RETRY
+    else:
+        assert _Proxy.seen == ["http://ryng.invalid/rest-api/v1/campaign"] and result.outcome is Outcome.ACCEPTED
