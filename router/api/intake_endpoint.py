@@ -14,7 +14,7 @@ bounded and timed out), and takes only `POST /v1/leads`; every other request goe
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import redis
@@ -22,6 +22,7 @@ import structlog
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from router.api.deps import Intake
 from router.api.schemas import LeadIn
@@ -31,11 +32,6 @@ from workers.json_input import loads_untrusted
 
 __all__ = ["LEADS_PATH", "IntakeEndpoint", "LeadAnswer", "answer_lead", "refused_media", "render"]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 LEADS_PATH = "/v1/leads"
 log = structlog.get_logger(__name__)

@@ -29,18 +29,14 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from collections.abc import Iterable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from router.api.slow_clients import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_PER_CLIENT, slow_client_protocol
 
 __all__ = ["DEFAULT_BODY_TIMEOUT", "BodyLimitMiddleware", "uvicorn_limits"]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _log = logging.getLogger(__name__)
 _DIGITS = re.compile(rb"[0-9]+")

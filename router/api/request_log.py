@@ -12,18 +12,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from collections.abc import Iterable
 
 import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["RequestLogMiddleware", "mask_path"]
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _MASK = "***"
 #: Paths polled often (probes, scrapes, the routing page every second): not logged per request.
