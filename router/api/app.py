@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             services=services, door=services.front_door, verifier=app.state.verifier, enqueue=enqueue
         )
         follower = asyncio.create_task(services.routing_watch.follow(services.adopt_routing))
+        gc.freeze()  # what start-up built lives as long as the process: later collections need not walk it
         try:
             yield
         finally:
