@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from workers.clock import now_ms
 from workers.lua import load_async_script
 from workers.store.keys import Keys
-from workers.store.records import MAX_EVENTS, Accepted, NotReplicatedError, accept_outcome, new_record
+from workers.store.records import MAX_EVENTS, Accepted, accept_outcome, new_record, require_replicas
 from workers.task_message import DeliveryMessages
 
 __all__ = ["WEBHOOK_TTL_SECONDS", "FrontDoor"]
@@ -86,11 +86,7 @@ class FrontDoor:
         await self._intake(keys=keys, args=args, client=pipe)
         pipe.execute_command("WAIT", self._min_replicas, self._replica_timeout_ms)
         (outcome, status), replicas = await pipe.execute()
-        if int(replicas) < self._min_replicas:
-            raise NotReplicatedError(
-                f"the lead is on the primary but {replicas} of {self._min_replicas} replicas acknowledged it "
-                f"within {self._replica_timeout_ms} ms"
-            )
+        require_replicas(replicas, wanted=self._min_replicas, timeout_ms=self._replica_timeout_ms)
         return Accepted(outcome=accept_outcome(outcome), status=str(status))
 
     async def webhook_lead(self, webhook_id: str) -> tuple[str, str] | None:

@@ -59,6 +59,14 @@ def new_record(*, lead_id: str, payload: Mapping[str, Any], source: str, stamp: 
     }
 
 
+def require_replicas(replicas: int | str, *, wanted: int, timeout_ms: int) -> None:
+    """What `WAIT wanted timeout_ms` answered, checked: fewer replicas than wanted is a NotReplicatedError."""
+    if int(replicas) < wanted:
+        raise NotReplicatedError(
+            f"the lead is on the primary but {replicas} of {wanted} replicas acknowledged it within {timeout_ms} ms"
+        )
+
+
 #: Recording a lead: created now, already there with the same payload, or there with a different one.
 AcceptOutcome = Literal["created", "exists", "conflict"]
 
@@ -118,11 +126,7 @@ class LeadStore:
         script(keys=keys, args=args, client=pipe)
         pipe.execute_command("WAIT", self._min_replicas, self._replica_timeout_ms)
         result, replicas = pipe.execute()
-        if int(replicas) < self._min_replicas:
-            raise NotReplicatedError(
-                f"the lead is on the primary but {replicas} of {self._min_replicas} replicas acknowledged it "
-                f"within {self._replica_timeout_ms} ms"
-            )
+        require_replicas(replicas, wanted=self._min_replicas, timeout_ms=self._replica_timeout_ms)
         return result
 
     def get(self, lead_id: str) -> LeadRecord | None:
