@@ -43,19 +43,40 @@ class RoutingConfigError(Exception):
     """The routing file is unreadable or invalid; the message has one line per mistake."""
 
 
+#: The last configuration validated in this process, by what it was made of (the file's path and text, the
+#: agents): the same inputs give the same frozen configuration, so it is not validated again. A worker's pool
+#: children inherit what the main process validated at start-up (validation touches megabytes of pydantic's
+#: code, which every process would otherwise page in for itself).
+_last: tuple[tuple[str | None, str, tuple[str, ...]], RoutingConfig] | None = None
+
+
 def load_routing(*, path: str | None, agents: list[str]) -> RoutingConfig:
     """Read and validate the routing file; with no file, one round-robin pool "default" of `agents`.
 
     With a file, `agents` (ROUTER_AGENTS) not declared in it are added with default settings and, when the
     file declares no pools, they all form the pool "default".
     """
+    global _last
+    text = "" if path is None else _read(path)
+    made_of = (path, text, tuple(agents))
+    if _last is not None and _last[0] == made_of:
+        return _last[1]
+    config = _parse(path, text, agents)
+    _last = (made_of, config)
+    return config
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RoutingConfigError(f"routing file {path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _parse(path: str | None, text: str, agents: list[str]) -> RoutingConfig:
     if path is None:
         return _validate({"agents": [], "pools": []}, agents=agents, locate=None, origin="ROUTER_AGENTS")
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RoutingConfigError(f"routing file {path}: cannot read: {exc.strerror or exc}") from None
     if file.suffix.lower() in (".yaml", ".yml"):
         try:
             raw = yaml.safe_load(text) or {}

@@ -164,3 +164,16 @@ def test_the_example_routing_file_is_valid() -> None:
     assert config.members("life") == ["alice", "bob"]
     assert config.members("motor") == ["bob", "carol"]
     assert [rule.name for rule in config.rules] == ["life-insurance", "big-motor-from-ads"]
+
+
+def test_a_file_read_again_is_validated_again_only_when_its_text_or_the_agents_changed(tmp_path: Path) -> None:
+    path = write(tmp_path, "routing.toml", '[agents.ann]\n[agents.bea]\n')
+    first = load_routing(path=path, agents=["cat"])
+    assert load_routing(path=path, agents=["cat"]) is first  # same text and agents: the same frozen config
+    assert [a.name for a in load_routing(path=path, agents=["dan"]).agents] == ["ann", "bea", "dan"]
+    # Rewritten at once with the same size (no timestamp or size tells the two apart): the new text is read.
+    Path(path).write_text('[agents.amy]\n[agents.bob]\n')
+    assert [a.name for a in load_routing(path=path, agents=["cat"]).agents] == ["amy", "bob", "cat"]
+    Path(path).write_text('[agents.amy]\ncolour = 1\n')
+    with pytest.raises(RoutingConfigError, match="colour"):  # a mistake is never served from the last good one
+        load_routing(path=path, agents=["cat"])
