@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import httpx
 import redis.asyncio as aioredis
@@ -24,8 +25,6 @@ from config.settings import Settings, get_settings
 from workers.delivery.deliverer import LOCKED_RETRY_SECONDS, Deliverer
 from workers.delivery.ledger import DeliveryLedger
 from workers.delivery.policy import DeliveryPolicy
-from workers.fetch.crm_api import CrmApi
-from workers.fetch.fetcher import Fetcher
 from workers.fetch.waits import FETCH_LEASE_SECONDS, FetchWaits
 from workers.outcomes.outbox import Outbox
 from workers.outcomes.sender import OutcomeSender
@@ -45,6 +44,10 @@ from workers.store.parking import Parking
 from workers.store.pause import DeliveryPause
 from workers.store.records import LeadStore
 from workers.store.retention import Retention, RetentionPolicy
+from workers.tls import tls_context
+
+if TYPE_CHECKING:
+    from workers.fetch.fetcher import Fetcher
 
 __all__ = ["LIMITER_WINDOW_SECONDS", "Services", "close_process_services", "process_services"]
 
@@ -285,7 +288,8 @@ class Services:
     def outcome_sender(self) -> OutcomeSender:
         settings = self.settings
         policy = _backoff(settings.router_outcome_backoff_base_seconds, settings.router_outcome_backoff_max_seconds)
-        client = httpx.Client(timeout=settings.router_outcome_timeout_seconds, transport=self.outcome_transport)
+        client = httpx.Client(timeout=settings.router_outcome_timeout_seconds, transport=self.outcome_transport,
+                              verify=tls_context())
         return OutcomeSender(outbox=self.outbox, client=client, policy=policy,
                              max_attempts=settings.router_outcome_max_attempts)
 
@@ -298,12 +302,17 @@ class Services:
 
     @cached_property
     def fetcher(self) -> Fetcher:
+        # Imported on first use: reading records from CRMs' APIs brings the CRM payload mapping (phone numbers,
+        # JMESPath, the API's schemas), which a worker that only delivers would otherwise carry in every process.
+        from workers.fetch.crm_api import CrmApi
+        from workers.fetch.fetcher import Fetcher
         from workers.tasks import enqueue  # the delivery task (imported late: the tasks module imports this one)
 
         settings = self.settings
         policy = _backoff(settings.router_fetch_backoff_base_seconds, settings.router_fetch_backoff_max_seconds)
+        api = CrmApi(httpx.Client(transport=self.fetch_transport, verify=tls_context()))
         return Fetcher(
-            waits=self.fetch_waits, store=self.store, api=CrmApi(httpx.Client(transport=self.fetch_transport)),
+            waits=self.fetch_waits, store=self.store, api=api,
             routing=lambda: self.routing, policy=policy, max_attempts=settings.router_fetch_max_attempts,
             enqueue=enqueue, on_dead=lambda lead_id: self.outbox.notify(lead_id, kind="lead.dead"),
             counters=self.counters,

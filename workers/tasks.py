@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from celery.signals import task_postrun, task_prerun, worker_process_shutdown
+from celery.signals import task_postrun, task_prerun, worker_init, worker_process_shutdown
 
 from workers.celery_app import app
 from workers.delivery.pump import Pump
 from workers.services import Services, close_process_services, process_services
 from workers.task_message import DELIVER_TASK
+from workers.tls import tls_context
 
 log = structlog.get_logger(__name__)
 
@@ -100,6 +101,18 @@ def _bind_lead(task: Any = None, args: Any = None, **_: Any) -> None:
 @task_postrun.connect
 def _unbind_lead(**_: Any) -> None:
     structlog.contextvars.clear_contextvars()
+
+
+@worker_init.connect
+def _prepare_pool(**_: Any) -> None:
+    """Before the pool forks: validate the routing file and read the CA bundle once, in the main process, so
+    the children inherit both (see `config.routing.load_routing` and `workers.tls`)."""
+    from config.routing import load_routing
+    from config.settings import get_settings
+
+    settings = get_settings()
+    load_routing(path=settings.router_routing_file, agents=settings.agents)
+    tls_context()
 
 
 @worker_process_shutdown.connect

@@ -33,6 +33,7 @@ import httpx
 import structlog
 
 from workers.ryng.payload import BatchRequest, CampaignRequest, assign_slots, prepare_body
+from workers.tls import tls_context
 
 __all__ = [
     "CAMPAIGN_PATH",
@@ -182,8 +183,8 @@ def proxied_transport(url: httpx.URL) -> httpx.HTTPTransport:
     proxies = urllib.request.getproxies()
     proxy = proxies.get(url.scheme) or proxies.get("all")
     if proxy and not urllib.request.proxy_bypass(url.host):
-        return httpx.HTTPTransport(proxy=proxy)
-    return httpx.HTTPTransport()
+        return httpx.HTTPTransport(proxy=proxy, verify=tls_context())
+    return httpx.HTTPTransport(verify=tls_context())
 
 
 class RyngClient:

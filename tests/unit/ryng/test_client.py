@@ -13,12 +13,13 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from tests.unit.ryng.ok_server import OK_BODY, RyngOk
 from workers.ryng.client import (
     CampaignRequest,
     Outcome,
@@ -32,7 +33,6 @@ from workers.ryng.payload import csv_filename
 
 TOKEN = "tok-s3cr3t-9f8e7d6c5b4a"
 BASE_URL = "https://acme.ryng.in/rest-api/v1"
-OK_BODY = {"error": False, "message": "Processing Campaign...", "data": {}}
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -480,33 +480,14 @@ def test_a_body_trickled_past_the_timeout_is_an_ambiguous_send() -> None:
     assert result.elapsed_ms < 800  # cut at the deadline (read + connect), not after the whole trickle
 
 
-class _Proxy(http.server.BaseHTTPRequestHandler):
-    """A forward proxy that answers for Ryng itself, and remembers the request lines it was sent."""
-
-    seen: ClassVar[list[str]] = []
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length", "0")))
-        _Proxy.seen.append(self.path)
-        body = json.dumps({"error": False, "message": "Processing Campaign...", "data": {}}).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.mark.parametrize("bypassed", [False, True], ids=["through-the-proxy", "no_proxy"])
 def test_the_environments_proxy_is_used_unless_no_proxy_names_the_host(
     monkeypatch: pytest.MonkeyPatch, bypassed: bool
 ) -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RyngOk)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    _Proxy.seen.clear()
+    RyngOk.seen.clear()
     for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_address[1]}")
@@ -519,6 +500,6 @@ def test_the_environments_proxy_is_used_unless_no_proxy_names_the_host(
         server.shutdown()
         server.server_close()
     if bypassed:  # straight to a host that does not exist: not sent, retried later
-        assert _Proxy.seen == [] and result.outcome is Outcome.RETRY
+        assert RyngOk.seen == [] and result.outcome is Outcome.RETRY
     else:
-        assert _Proxy.seen == ["http://ryng.invalid/rest-api/v1/campaign"] and result.outcome is Outcome.ACCEPTED
+        assert RyngOk.seen == ["http://ryng.invalid/rest-api/v1/campaign"] and result.outcome is Outcome.ACCEPTED
