@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict
+from typing import Literal, NotRequired, TypedDict
 
 __all__ = [
     "LEAD_ID_FIELD",
@@ -142,26 +141,33 @@ def _columns(request: CampaignRequest) -> tuple[list[tuple[int, str, str]], list
     return [(slot, name, value) for slot, (name, value) in sorted(slots.items())], dropped
 
 
-class CustomerData(BaseModel):
-    """`customerData` of the JSON body; callback keys are omitted when None."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class CustomerData(TypedDict):
+    """`customerData` of the JSON body; the callback keys only when set."""
 
     jsonData: list[dict[str, str | list[str]]]
-    connectCallbackUrl: str | None = None
-    terminalCallbackUrl: str | None = None
+    connectCallbackUrl: NotRequired[str]
+    terminalCallbackUrl: NotRequired[str]
 
 
-class CampaignBody(BaseModel):
-    """The JSON body of `POST /campaign`, with the wire's own key names."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class CampaignBody(TypedDict):
+    """The JSON body of `POST /campaign`, with the wire's own key names (`agents` only when named)."""
 
     name: str
-    agentMapping: Literal["global", "inline", "all-agents"] = "global"
-    agents: list[str] | None = None
+    agentMapping: Literal["global", "inline", "all-agents"]
+    agents: NotRequired[list[str]]
     customFieldNames: dict[str, str]
     customerData: CustomerData
+
+
+def _customer_data(
+    rows: list[dict[str, str | list[str]]], *, connect: str | None, terminal: str | None
+) -> CustomerData:
+    data: CustomerData = {"jsonData": rows}
+    if connect is not None:
+        data["connectCallbackUrl"] = connect
+    if terminal is not None:
+        data["terminalCallbackUrl"] = terminal
+    return data
 
 
 def build_json_body(request: CampaignRequest) -> tuple[CampaignBody, list[str]]:
@@ -169,18 +175,16 @@ def build_json_body(request: CampaignRequest) -> tuple[CampaignBody, list[str]]:
     columns, dropped = _columns(request)
     row: dict[str, str | list[str]] = {"number": request.number}
     row.update({f"customField{slot}": value for slot, _, value in columns})
-    body = CampaignBody(
-        name=request.name,
-        # No agent: the pool chose to let Ryng pick (agentMapping all-agents, Ryng's own default).
-        agentMapping="global" if request.agent else "all-agents",
-        agents=[request.agent] if request.agent else None,
-        customFieldNames={f"customField{slot}Name": name for slot, name, _ in columns},
-        customerData=CustomerData(
-            jsonData=[row],
-            connectCallbackUrl=request.connect_callback_url,
-            terminalCallbackUrl=request.terminal_callback_url,
-        ),
-    )
+    # No agent: the pool chose to let Ryng pick (agentMapping all-agents, Ryng's own default).
+    body: CampaignBody = {
+        "name": request.name,
+        "agentMapping": "global" if request.agent else "all-agents",
+        "customFieldNames": {f"customField{slot}Name": name for slot, name, _ in columns},
+        "customerData": _customer_data(
+            [row], connect=request.connect_callback_url, terminal=request.terminal_callback_url),
+    }
+    if request.agent:
+        body["agents"] = [request.agent]
     return body, dropped
 
 
@@ -210,16 +214,13 @@ def build_batch_json_body(batch: BatchRequest) -> tuple[CampaignBody, list[str]]
                 data[f"customField{slot}"] = value
         rows.append(data)
     first = batch.rows[0]
-    body = CampaignBody(
-        name=batch.name,
-        agentMapping="inline",
-        customFieldNames={f"customField{slot}Name": name for slot, name in layout},
-        customerData=CustomerData(
-            jsonData=rows,
-            connectCallbackUrl=first.connect_callback_url,
-            terminalCallbackUrl=first.terminal_callback_url,
-        ),
-    )
+    body: CampaignBody = {
+        "name": batch.name,
+        "agentMapping": "inline",
+        "customFieldNames": {f"customField{slot}Name": name for slot, name in layout},
+        "customerData": _customer_data(
+            rows, connect=first.connect_callback_url, terminal=first.terminal_callback_url),
+    }
     return body, dropped
 
 
@@ -297,7 +298,7 @@ def _prepare_batch(batch: BatchRequest, *, body_format: Literal["json", "form"])
 
 def _json_prepared(body: CampaignBody, dropped: list[str]) -> PreparedBody:
     return PreparedBody(
-        content=body.model_dump_json(exclude_none=True).encode("utf-8"),
+        content=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
         data=None,
         files=None,
         headers={"content-type": "application/json"},
