@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Annotated
 
 import redis
 import typer
 
-from config.logging import configure_logging, quiet_task_lines
+from config.logging import configure_logging
 from config.routing import RoutingConfigError, load_routing
 from config.settings import Settings, get_settings
 from router.cli.ports import refuse_busy_port
@@ -78,14 +80,15 @@ def worker(
     """Run a Celery worker: picks agents, paces and posts leads to Ryng."""
     settings = settings_or_exit()
     _startup(settings, webhooks=False)
-    from workers.celery_app import app as celery_app
-
-    quiet_task_lines(settings.log_level)
-    argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={settings.log_level}",
-            f"--queues={settings.celery_queue}", "--without-gossip", "--without-mingle"]
+    options = [f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={settings.log_level}",
+               f"--queues={settings.celery_queue}", "--without-gossip", "--without-mingle"]
     if hostname:
-        argv.append(f"--hostname={hostname}")
-    celery_app.worker_main(argv)
+        options.append(f"--hostname={hostname}")
+    # Checked: become the worker process (same pid), leaving this command line's modules behind, since every
+    # pool child is a copy of the process that forks it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "workers", *options])
 
 
 @app.command()

@@ -65,6 +65,15 @@ def test_a_delivered_lead_is_one_worker_log_line_with_ryngs_answer(make_stack: C
     assert isinstance(line["elapsed_ms"], int)
 
 
+def test_the_worker_command_becomes_the_lean_worker_process(stack: Stack) -> None:
+    worker = next(p for p in stack.procs if p.name.startswith("worker"))
+    argv = Path(f"/proc/{worker.pid}/cmdline").read_bytes().split(b"\0")
+    assert argv[1:3] == [b"-m", b"workers"], argv  # same pid, exec'ed after the command's checks
+    assert b"--concurrency=2" in argv and any(a.startswith(b"--queues=") for a in argv)
+    assert stack.post_lead(lead("LEAN1")).status_code == 202
+    stack.wait_status("LEAN1", "posted", "connected", "completed")
+
+
 def test_hundred_leads_from_eight_clients_are_spread_evenly(make_stack: Callable[..., Stack]) -> None:
     stack = make_stack(ROUTER_AGENTS="a1,a2,a3,a4,a5")
     stack.start_sandbox("--no-calls", "--rate-limit", "6000", "--agents", "a1:1,a2:2,a3:3,a4:4,a5:5")
