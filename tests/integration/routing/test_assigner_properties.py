@@ -67,17 +67,38 @@ def test_round_robin_is_fair_within_one(client: redis.Redis, n: int, picks: int)
         assert max(tally) - min(tally) <= 1
 
 
+def smooth_weighted(weights: dict[str, int], picks: int) -> list[str]:
+    """nginx's smooth weighted round robin, the model the weighted strategy follows (ties to the first agent)."""
+    current, total, order = dict.fromkeys(weights, 0), sum(weights.values()), []
+    for _ in range(picks):
+        for name, weight in weights.items():
+            current[name] += weight
+        best = max(current, key=lambda name: current[name])  # the first of equals, as the script
+        current[best] -= total
+        order.append(best)
+    return order
+
+
 @FAST
 @given(weights=st.lists(st.integers(1, 9), min_size=1, max_size=6), picks=st.integers(1, 60))
-def test_weighted_honours_weights_within_one(client: redis.Redis, weights: list[int], picks: int) -> None:
+def test_weighted_is_smooth_weighted_round_robin(client: redis.Redis, weights: list[int], picks: int) -> None:
+    """Step for step the smooth weighted round robin; so every agent gets exactly its weight in each cycle of
+    sum(weights) picks and is never a whole lead ahead of its exact share. Mid-cycle an agent can be a little more
+    than one lead behind it (weights 5, 1, 9, 9, 1, 9 after 19 picks: the last agent 1.03 behind): that is the
+    algorithm, not a fault, so it is not asserted."""
     shares = dict(zip(NAMES, weights, strict=False))
     agents: list[dict[str, Any]] = [{"name": name, "weight": weight} for name, weight in shares.items()]
     with fresh(client) as keys:
         pick = assigner(client, keys, "weighted", agents).pick
-        counts = Counter(pick(lead()).agent for _ in range(picks))
-        total = sum(weights)
+        order = [pick(lead()).agent for _ in range(picks)]
+    assert order == smooth_weighted(shares, picks)
+    total, counts = sum(weights), Counter[str]()
+    for n, agent in enumerate(order, start=1):
+        counts[agent] += 1
         for name, weight in shares.items():
-            assert abs(counts[name] - picks * weight / total) <= 1
+            assert counts[name] - n * weight / total < 1
+            if n % total == 0:
+                assert counts[name] * total == n * weight
 
 
 Op = tuple[str, int]
