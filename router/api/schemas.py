@@ -25,6 +25,14 @@ MAX_FIELD_LENGTH = 1000
 FieldValue = StrictStr | StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)] | StrictBool
 
 
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class LeadIn(BaseModel):
     """One lead from a CRM. `id` is the CRM's lead id and the idempotency key."""
 
@@ -79,6 +87,9 @@ class LeadIn(BaseModel):
             # Numbers too: a field's value reaches Ryng as text, so a 4000-digit integer is 4000 characters.
             if not isinstance(item, bool) and len(str(item)) > MAX_FIELD_LENGTH:
                 raise ValueError(f"field {key!r} is longer than {MAX_FIELD_LENGTH} characters")
+            # pydantic refuses a lone surrogate (JSON's "\\ud800") in a plain string, not in one member of a union.
+            if isinstance(item, str) and not _is_unicode(item):
+                raise ValueError(f"field {key!r} is not valid Unicode text (a lone surrogate such as \\ud800)")
         return value
 
     def normalised(self) -> dict[str, Any]:

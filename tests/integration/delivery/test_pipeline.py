@@ -238,6 +238,7 @@ def test_broker_down_answers_503_and_the_recorded_lead_is_delivered_later(make_s
         b'{"id": "N1", "number": "998314242", "fields": {"a": ' + b"9" * 5000 + b"}}",  # an integer too long
         b'{"id": "N1", "number": "998314242", "fields": {"a": NaN}}',
         b'{"id": "N1", "number": "998314242", "fields": {"a": Infinity}}',
+        b'{"id": "N1", "number": "998314242", "fields": {"a": "x\\udfff"}}',  # a lone surrogate: not UTF-8 text
         b"\xff\xfe not utf-8",
     ],
 )

@@ -71,6 +71,12 @@ def test_nested_or_empty_field_values_are_refused(value: Any) -> None:
     assert errors_for(lead(fields={"Product": value}))[0].startswith("fields.Product")
 
 
+def test_text_that_cannot_be_utf8_is_refused_wherever_it_is() -> None:
+    assert errors_for(lead(fields={"Product": "Life\ud800"})) == ["fields"]
+    assert errors_for(lead(name="Ja\udfffmes")) == ["name"]
+    assert errors_for(lead(fields={"Pro\ud800": "Life"}))[0].startswith("fields")
+
+
 def test_flat_field_values_of_every_kind() -> None:
     parsed = LeadIn.model_validate(lead(fields={"Product": "Life", "Age": 42, "Premium": 1.5, "Smoker": False}))
     assert parsed.fields == {"Product": "Life", "Age": 42, "Premium": 1.5, "Smoker": False}
