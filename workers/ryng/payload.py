@@ -298,7 +298,7 @@ def _prepare_batch(batch: BatchRequest, *, body_format: Literal["json", "form"])
 
 def _json_prepared(body: CampaignBody, dropped: list[str]) -> PreparedBody:
     return PreparedBody(
-        content=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+        content=json.dumps(body, separators=(",", ":")).encode(),  # ASCII: any text encodes
         data=None,
         files=None,
         headers={"content-type": "application/json"},
